@@ -1,0 +1,1 @@
+"""External integrations: Qdrant stores, LangChain, remote inference."""

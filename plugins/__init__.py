@@ -1,0 +1,1 @@
+"""Query-time stages that plug into a Qdrant query: relevance filter, rerankers ..."""
