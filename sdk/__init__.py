@@ -22,7 +22,9 @@ __version__ = "0.1.0"
 
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
+    "AdapterConfig": "tamis._calibration",
     "BiEncoder": "tamis._encoder",
+    "CalibrationData": "tamis._calibration",
     "CalibrationError": "tamis._errors",
     "Chunk": "tamis._documents",
     "Chunker": "tamis._documents",
@@ -30,6 +32,7 @@ _LAZY: dict[str, str] = {
     "CollectionExistsError": "tamis._errors",
     "CollectionNotFoundError": "tamis._errors",
     "ConfigError": "tamis._errors",
+    "CosineAdapter": "tamis._calibration",
     "DataError": "tamis._errors",
     "DataFormatError": "tamis._errors",
     "DimensionMismatchError": "tamis._errors",
@@ -44,14 +47,22 @@ _LAZY: dict[str, str] = {
     "ModelError": "tamis._errors",
     "ModelMismatchError": "tamis._errors",
     "RemoteInferenceError": "tamis._errors",
+    "RerankerConfig": "tamis._train_config",
+    "SearchRequest": "tamis._stages",
+    "Stage": "tamis._stages",
     "StoreError": "tamis._errors",
     "TamisError": "tamis._errors",
+    "TrainConfig": "tamis._train_config",
+    "TrainResult": "tamis._train",
     "default_model_path": "tamis._encoder",
+    "evaluate_model": "tamis._evaluate",
     "load_beir": "tamis._documents",
     "load_directory": "tamis._documents",
     "load_encoder": "tamis._encoder",
     "load_jsonl": "tamis._documents",
     "open_collection": "tamis._collection",
+    "train_bi_encoder": "tamis._train",
+    "train_reranker": "tamis._train",
 }
 
 __all__ = sorted(_LAZY)
@@ -71,6 +82,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from tamis._calibration import AdapterConfig, CalibrationData, CosineAdapter
     from tamis._collection import Collection, Hit, IndexReport, open_collection
     from tamis._documents import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
     from tamis._encoder import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
@@ -91,3 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreError,
         TamisError,
     )
+    from tamis._evaluate import evaluate_model
+    from tamis._stages import SearchRequest, Stage
+    from tamis._train import TrainResult, train_bi_encoder, train_reranker
+    from tamis._train_config import RerankerConfig, TrainConfig

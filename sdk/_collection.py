@@ -161,6 +161,8 @@ def open_collection(
     store: VectorStore | str | None = None,
     model: str | os.PathLike[str] | None = None,
     encoder: Encoder | None = None,
+    encoder_url: str | None = None,
+    encoder_api_key: str | None = None,
     backend: str = "auto",
     device: str = "auto",
     create: bool = False,
@@ -176,6 +178,8 @@ def open_collection(
         store: a store object, or the name of a registered store (``"edge"``, ``"qdrant"``).
         model: model name or folder; default: the collection's own model, or all-MiniLM-L6-v2 for a new one.
         encoder: an encoder object instead of ``model``.
+        encoder_url, encoder_api_key: embed with an inference server instead (TEI, OpenAI-compatible,
+            ``tamis serve``; see `tamis.adapters.remote.RemoteEncoder`).
         backend, device: how to run the model (see `tamis.load_encoder`).
         create: make the collection on the first `Collection.index` if it does not exist.
 
@@ -188,8 +192,12 @@ def open_collection(
         >>> col.index(load_beir("scifact"))                    # doctest: +SKIP
         >>> col.search("do statins reduce mortality?", k=3)     # doctest: +SKIP
     """
-    if model is not None and encoder is not None:
-        raise ConfigError("pass model= or encoder=, not both")
+    if sum(x is not None for x in (model, encoder, encoder_url)) > 1:
+        raise ConfigError("pass model= or encoder= or encoder_url=, not several")
+    if encoder_api_key is not None and encoder_url is None:
+        raise ConfigError("encoder_api_key= goes with encoder_url=")
+    if encoder_url is not None:
+        encoder = load_encoder(encoder_url, api_key=encoder_api_key)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
     st, owned = _open_store(store, path=path, url=url, api_key=api_key, location=location)
@@ -622,8 +630,14 @@ class Collection:
         score_threshold: float | None = None,
         hnsw_ef: int | None = None,
         exact: bool = False,
+        relevance_filter: bool = True,
+        min_relevance: float | None = None,
     ) -> list[Hit]:
         """The ``k`` best documents for ``query``, best first.
+
+        On a calibrated collection (`calibrate`), only documents whose calibrated relevance
+        reaches the adapter's threshold come back, each with ``relevance``; the store applies the
+        equivalent per-query cosine cutoff itself. An empty list means nothing relevant.
 
         Args:
             query: the question or keywords.
@@ -632,9 +646,14 @@ class Collection:
                 ``title``; a list means any of; ``{"gte": 1, "lt": 5}`` a range; or a native filter.
             score_threshold: only hits with cosine >= this (done by the store).
             hnsw_ef, exact: search precision (see `SearchParams`).
+            relevance_filter: ``False``: the plain top-``k``, with ``relevance`` still attached.
+            min_relevance: a relevance threshold for this call instead of the adapter's own.
         """
         vec = self.encode_queries([query])[0]
-        return self.search_vector(vec, k, filter=filter, score_threshold=score_threshold, hnsw_ef=hnsw_ef, exact=exact)
+        return self.search_vector(
+            vec, k, filter=filter, score_threshold=score_threshold, hnsw_ef=hnsw_ef, exact=exact,
+            relevance_filter=relevance_filter, min_relevance=min_relevance,
+        )
 
     def search_vector(
         self,
@@ -645,12 +664,14 @@ class Collection:
         score_threshold: float | None = None,
         hnsw_ef: int | None = None,
         exact: bool = False,
+        relevance_filter: bool = True,
+        min_relevance: float | None = None,
     ) -> list[Hit]:
         """`search` with a query vector made by the collection's encoder."""
         return self.search_vectors(
             np.asarray(vector, dtype=np.float32)[None, :], k, filter=filter,
             score_thresholds=None if score_threshold is None else [score_threshold],
-            hnsw_ef=hnsw_ef, exact=exact,
+            hnsw_ef=hnsw_ef, exact=exact, relevance_filter=relevance_filter, min_relevance=min_relevance,
         )[0]
 
     def search_batch(
@@ -663,6 +684,8 @@ class Collection:
         hnsw_ef: int | None = None,
         exact: bool = False,
         batch_size: int = 64,
+        relevance_filter: bool = True,
+        min_relevance: float | None = None,
     ) -> list[list[Hit]]:
         """`search` for many queries: encoded in batches, searched in one store call per batch."""
         out: list[list[Hit]] = []
@@ -673,7 +696,7 @@ class Collection:
                 self.search_vectors(
                     vecs, k, filter=filter,
                     score_thresholds=None if score_threshold is None else [score_threshold] * len(part),
-                    hnsw_ef=hnsw_ef, exact=exact,
+                    hnsw_ef=hnsw_ef, exact=exact, relevance_filter=relevance_filter, min_relevance=min_relevance,
                 )
             )
         return out
@@ -687,8 +710,14 @@ class Collection:
         score_thresholds: Sequence[float | None] | None = None,
         hnsw_ef: int | None = None,
         exact: bool = False,
+        relevance_filter: bool = True,
+        min_relevance: float | None = None,
     ) -> list[list[Hit]]:
-        """Search many query vectors at once; hits are collapsed to one per document."""
+        """Search many query vectors at once; hits are collapsed to one per document.
+
+        The collection's query-time stage (the relevance filter of a calibrated collection) runs
+        around the store query; see `search` for ``relevance_filter`` and ``min_relevance``.
+        """
         manifest = self._require()
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
@@ -699,8 +728,32 @@ class Collection:
             )
         if score_thresholds is not None and len(score_thresholds) != len(vectors):
             raise ConfigError(f"{len(score_thresholds)} thresholds for {len(vectors)} queries")
-        params = self._params(hnsw_ef, exact)
-        sfilter = self.store_filter(filter)
+        self._params(hnsw_ef, exact)
+        from tamis._stages import SearchRequest
+
+        request = SearchRequest(
+            vectors=vectors, k=k, filter=self.store_filter(filter),
+            score_thresholds=None if score_thresholds is None else list(score_thresholds),
+            hnsw_ef=hnsw_ef, exact=exact,
+            options={"relevance_filter": bool(relevance_filter), "min_relevance": min_relevance},
+        )
+        stage = self.stage
+        if stage is None:
+            if min_relevance is not None:
+                raise ConfigError(
+                    f"min_relevance={min_relevance!r} needs a calibrated collection; {self.name!r} has no "
+                    "Cosine Adapter yet (run `tamis calibrate` or Collection.calibrate)"
+                )
+            return self._search_store(request)
+        return stage(request, self._search_store)
+
+    def _search_store(self, request: Any) -> list[list[Hit]]:
+        """One validated `SearchRequest` against the store (the innermost step of every search)."""
+        manifest = self._require()
+        vectors, k = request.vectors, request.k
+        params = self._params(request.hnsw_ef, request.exact)
+        sfilter = request.filter
+        score_thresholds = request.score_thresholds
         chunked = bool(manifest.get("chunked"))
         fetch = k if not chunked else k * 4 + 10
         if score_thresholds is not None:
@@ -721,6 +774,127 @@ class Collection:
             out.append(hits)
         return out
 
+    # -- calibration (the Cosine Adapter) ------------------------------------------------------
+    @property
+    def adapter(self) -> Any:
+        """The collection's `CosineAdapter`, or None when it is not calibrated."""
+        manifest = self._require()
+        cal = manifest.get("calibration")
+        if not cal:
+            return None
+        from tamis._calibration import CosineAdapter
+
+        return CosineAdapter.from_dict(cal["adapter"], fingerprint=manifest["model"]["fingerprint"])
+
+    @property
+    def stage(self) -> Any:
+        """The query-time stage built from the manifest (the relevance filter), or None."""
+        manifest = self._require()
+        cal = manifest.get("calibration")
+        if not cal:
+            return None
+        key = (cal.get("version"), cal.get("adapter", {}).get("weights_sha256"))
+        cached = getattr(self, "_stage_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        from tamis import registry
+
+        factory = registry.load(registry.STAGES, cal.get("stage", "relevance"))
+        stage = factory.from_manifest(cal, fingerprint=manifest["model"]["fingerprint"])
+        self._stage_cache = (key, stage)
+        return stage
+
+    def set_adapter(self, adapter: Any) -> None:
+        """Store ``adapter`` (a fitted `CosineAdapter` with a threshold) with the collection, or remove
+        the calibration with ``None``. Searches filter by it from then on.
+
+        Raises:
+            ModelMismatchError: the adapter was calibrated for another model.
+            CalibrationError: the adapter has no threshold yet.
+        """
+        manifest = self._require()
+        if adapter is None:
+            manifest["calibration"] = None
+            self._write_manifest()
+            return
+        from tamis._errors import CalibrationError
+
+        if adapter.fingerprint != manifest["model"]["fingerprint"]:
+            raise ModelMismatchError(
+                f"the adapter was calibrated for the model with fingerprint {adapter.fingerprint[:12]}; collection "
+                f"{self.name!r} holds vectors of {manifest['model']['name']!r} ({manifest['model']['fingerprint'][:12]}). "
+                "Calibrate it on this collection"
+            )
+        if adapter.threshold is None:
+            raise CalibrationError("the adapter has no threshold; call adapter.fit_threshold(...) first")
+        prev = manifest.get("calibration") or {}
+        manifest["calibration"] = {
+            "version": int(prev.get("version", 0)) + 1,
+            "stage": "relevance",
+            "created": _now(),
+            "adapter": adapter.to_dict(),
+        }
+        self._write_manifest()
+
+    def calibrate(
+        self,
+        queries: Mapping[str, str],
+        qrels: Mapping[str, Mapping[str, int]] | None,
+        dev_queries: Mapping[str, str] | None = None,
+        dev_qrels: Mapping[str, Mapping[str, int]] | None = None,
+        *,
+        target_recall: float | None = None,
+        target_precision: float | None = None,
+        method: str = "empirical",
+        teacher: Any = None,
+        config: Any = None,
+        save: bool = True,
+        **overrides: Any,
+    ) -> Any:
+        """Train a Cosine Adapter on this collection, fit its threshold, and store it with the collection.
+
+        Args:
+            queries, qrels: training queries ``{id: text}`` and judgements ``{query id: {doc id: grade}}``.
+            dev_queries, dev_qrels: held-out queries for early stopping and the threshold
+                (default: a share of the training queries, ``holdout``).
+            target_recall / target_precision: what the threshold aims at on the dev queries
+                (default: recall 0.9).
+            method: ``"empirical"`` or ``"conformal"`` (a recall guarantee; see `CosineAdapter.fit_threshold`).
+            teacher: soft labels from ``teacher(query texts, doc texts) -> probabilities``.
+            config, overrides: `AdapterConfig` fields (``g="sqrt"``, ``use_embedding=True``, ...).
+            save: store the adapter with the collection (searches filter by it from then on).
+
+        Returns:
+            the fitted `CosineAdapter`; its ``threshold_report`` and ``extra["training"]`` say how it did.
+        """
+        from tamis._calibration import CalibrationData, CosineAdapter, _config
+
+        cfg = _config(config, overrides)
+        if target_recall is None and target_precision is None:
+            target_recall = 0.9
+        enc = self.encoder
+        train = CalibrationData.from_collection(self, queries, qrels, k=cfg.candidates, teacher=teacher)
+        dev = None
+        if dev_queries is not None:
+            dev = CalibrationData.from_collection(self, dev_queries, dev_qrels, k=cfg.candidates)
+        elif cfg.holdout > 0 and len(train) >= 10:
+            perm = np.random.default_rng(cfg.seed).permutation(len(train))
+            n_dev = max(1, int(round(len(train) * cfg.holdout)))
+            dev, train = train.subset(np.sort(perm[:n_dev])), train.subset(np.sort(perm[n_dev:]))
+        adapter = CosineAdapter.fit(train, dev, fingerprint=enc.fingerprint, config=cfg)
+        adapter.fit_threshold(
+            dev if dev is not None else train, target_recall=target_recall, target_precision=target_precision,
+            method=method,  # type: ignore[arg-type]
+        )
+        from tamis._evaluation import fit_baselines
+
+        adapter.extra["baselines"] = fit_baselines(
+            train, dev if dev is not None else train, target_recall=target_recall, target_precision=target_precision
+        )
+        if save:
+            self.set_adapter(adapter)
+        return adapter
+
     # -- information ---------------------------------------------------------------------------
     def count(self, *, filter: Any = None, documents: bool = False) -> int:
         """Points (chunks) in the collection, or documents with ``documents=True``."""
@@ -733,18 +907,105 @@ class Collection:
     def info(self) -> dict[str, Any]:
         """The manifest plus live counts."""
         manifest = self._require()
-        return {
+        out = {
             "name": self.name,
             "physical": self.physical,
             "store": self.store.kind,
             "points": self.store.count(self.physical),
             **manifest,
         }
+        cal = manifest.get("calibration")
+        if cal and isinstance(cal.get("adapter"), Mapping) and "weights" in cal["adapter"]:
+            # the weights are base64 safetensors: show their size, not the bytes
+            adapter = {k: v for k, v in cal["adapter"].items() if k != "weights"}
+            adapter["weights"] = f"<{len(cal['adapter']['weights']) * 3 // 4:,} bytes>"
+            out["calibration"] = {**cal, "adapter": adapter}
+        return out
 
     def delete(self) -> None:
         """Delete the collection and all its points."""
         self.store.delete_collection(self.physical)
         self.manifest = None
+
+    # -- a new model for the same collection ---------------------------------------------------
+    def reindex(
+        self,
+        documents: Iterable[Document] | None = None,
+        *,
+        model: str | os.PathLike[str] | None = None,
+        encoder: Encoder | None = None,
+        keep_old: bool = False,
+        **index_options: Any,
+    ) -> IndexReport:
+        """Re-index the collection with another model, switching over only when it is complete.
+
+        A new physical collection (``<name>__v<N>``) is built next to the current one; the name
+        keeps answering from the current version until the new one is complete, then the alias
+        ``name`` is switched to it in one atomic step (a Qdrant alias on a server; an atomically
+        replaced aliases file for Edge). The new version starts without a calibration: a Cosine
+        Adapter fitted for the old model is never applied to the new one (calibrate again).
+
+        A collection first created under its own name (not through an alias) has that physical
+        collection deleted just before the alias is created: for that first switch only, the name
+        resolves to nothing for a moment. Every later re-index switches atomically.
+
+        Args:
+            documents: the documents to index; None re-reads them from the current version
+                (only possible when no document was chunked).
+            model, encoder: the new model (default: the packaged all-MiniLM-L6-v2).
+            keep_old: keep the previous version's collection instead of deleting it after the switch.
+            index_options: passed to `index` (``batch_size``, ``progress``, ``on_invalid`` ...).
+
+        Returns:
+            the `IndexReport` of building the new version.
+
+        Example:
+            >>> col = open_collection("docs")                          # doctest: +SKIP
+            >>> col.reindex(load_beir("scifact"), model="./my-model")  # doctest: +SKIP
+        """
+        if model is not None and encoder is not None:
+            raise ConfigError("pass model= or encoder=, not both")
+        manifest = self._require()
+        if documents is None:
+            if manifest.get("chunked"):
+                raise ConfigError(
+                    f"collection {self.name!r} holds chunked documents, which cannot be re-read whole; "
+                    "pass documents= (the original input)"
+                )
+            documents = [
+                Document(
+                    id=str(r.payload["doc_id"]), text=str(r.payload.get("text", "")),
+                    title=str(r.payload.get("title", "")), metadata=dict(r.payload.get("metadata") or {}),
+                )
+                for r in self.store.scroll(self.physical, with_payload=True)
+            ]
+        prefix = f"{self.name}__v"
+        versions = [int(c[len(prefix):]) for c in self.store.list_collections()
+                    if c.startswith(prefix) and c[len(prefix):].isdigit()]
+        new_physical = f"{prefix}{max(versions, default=1) + 1}"
+        new = Collection(
+            self.name, self.store, physical=new_physical, manifest=None, model=model, encoder=encoder,
+            backend=self._backend, device=self._device,
+        )
+        try:
+            report = new.index(documents, **index_options)
+        except BaseException:
+            # the half-built version is not reachable by name; remove it, the old one stays in service
+            try:
+                self.store.delete_collection(new_physical)
+            except Exception:  # pragma: no cover - best effort
+                logger.warning("could not remove the half-built version %r", new_physical)
+            raise
+        old_physical = self.physical
+        if old_physical == self.name:
+            self.store.delete_collection(old_physical)  # a name cannot be a collection and an alias
+        self.store.set_alias(self.name, new_physical)
+        if not keep_old and old_physical != self.name:
+            self.store.delete_collection(old_physical)
+        self.physical, self.manifest = new_physical, new.manifest
+        self._model_arg, self._encoder = model, new._encoder
+        self._stage_cache = None
+        return report
 
 
 def _inclusive(threshold: float) -> float:

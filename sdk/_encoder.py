@@ -328,12 +328,18 @@ def load_encoder(
     """An encoder for ``model``.
 
     Args:
-        model: hub name, local folder, None (packaged all-MiniLM-L6-v2), or an encoder (returned as is).
+        model: hub name, local folder, None (packaged all-MiniLM-L6-v2), an encoder (returned as is),
+            or the ``http://`` / ``https://`` URL of an inference server (TEI, OpenAI-compatible,
+            ``tamis serve``): a `tamis.adapters.remote.RemoteEncoder` (``backend``/``device`` do not apply).
         backend: ``"torch"``; ``"onnx"`` (ONNX Runtime on CPU, exported once and cached);
             ``"auto"``: torch on a GPU, ONNX Runtime on CPU.
         device: see `resolve_device`.
-        kwargs: passed to the encoder class.
+        kwargs: passed to the encoder class (``api_key=``, ``timeout=`` ... for a URL).
     """
+    if isinstance(model, str) and model.startswith(("http://", "https://")):
+        from tamis.adapters.remote import RemoteEncoder
+
+        return RemoteEncoder(model, **kwargs)
     if model is not None and not isinstance(model, (str, os.PathLike)):
         if isinstance(model, Encoder):
             return model

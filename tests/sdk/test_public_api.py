@@ -4,7 +4,9 @@ import sys
 import tamis
 
 EXPECTED = [
+    "AdapterConfig",
     "BiEncoder",
+    "CalibrationData",
     "CalibrationError",
     "Chunk",
     "Chunker",
@@ -12,6 +14,7 @@ EXPECTED = [
     "CollectionExistsError",
     "CollectionNotFoundError",
     "ConfigError",
+    "CosineAdapter",
     "DataError",
     "DataFormatError",
     "DimensionMismatchError",
@@ -26,14 +29,22 @@ EXPECTED = [
     "ModelError",
     "ModelMismatchError",
     "RemoteInferenceError",
+    "RerankerConfig",
+    "SearchRequest",
+    "Stage",
     "StoreError",
     "TamisError",
+    "TrainConfig",
+    "TrainResult",
     "default_model_path",
+    "evaluate_model",
     "load_beir",
     "load_directory",
     "load_encoder",
     "load_jsonl",
     "open_collection",
+    "train_bi_encoder",
+    "train_reranker",
 ]
 
 

@@ -1,0 +1,107 @@
+"""The ``relevance`` stage: a collection's Cosine Adapter, applied inside the vector store.
+
+Input: a `tamis._stages.SearchRequest` (query vectors, k, filter, ...). Output: per query, the
+hits whose calibrated relevance r = sigmoid(a(q)·g(c) + b(q)) reaches the threshold τ, best first,
+each carrying ``relevance``. How:
+
+1. with score-list features, a *feature window* query: each query's top ``window`` (10) cosines,
+   unfiltered, as in training;
+2. the adapter turns them (and/or the query vector) into a per-query cosine cutoff c*(q), with
+   ``r >= τ  ⇔  c >= c*(q)``;
+3. the real query runs with ``score_threshold = max(c*(q), the caller's threshold)``, so the
+   store does the filtering and ``k`` may be large (counting or paging all relevant documents
+   happens in the store). An empty answer is a correct answer. When the window query already
+   holds the answer (no payload filter, ``k <= window``), its hits are cut at c*(q) instead of
+   asking the store again: the same documents, one store query instead of two.
+
+Options (``request.options``): ``relevance_filter=False`` returns the plain top-k with relevance
+attached; ``min_relevance=p`` uses τ = p for this request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from tamis._calibration import CosineAdapter
+from tamis._collection import Hit
+from tamis._stages import SearchFn, SearchRequest
+
+__all__ = ["RelevanceFilter"]
+
+
+class RelevanceFilter:
+    """Filter and annotate hits by a `CosineAdapter`'s calibrated relevance (registered as ``relevance``).
+
+    Example:
+        >>> stage = RelevanceFilter(adapter)                                 # doctest: +SKIP
+        >>> hits = stage(request, collection._search_store)                 # doctest: +SKIP
+    """
+
+    name = "relevance"
+
+    def __init__(self, adapter: CosineAdapter, *, threshold: float | None = None) -> None:
+        self.adapter = adapter
+        self.threshold = adapter._tau(threshold)
+
+    @classmethod
+    def from_manifest(cls, calibration: Mapping[str, Any], *, fingerprint: str) -> RelevanceFilter:
+        """The stage of a collection's stored calibration; refuses another model's adapter."""
+        return cls(CosineAdapter.from_dict(calibration["adapter"], fingerprint=fingerprint))
+
+    def window_scores(self, request: SearchRequest, search: SearchFn) -> np.ndarray | None:
+        """Each query's top-``window`` raw cosines (NaN padded), or None when the adapter needs none."""
+        if not self.adapter.needs_window:
+            return None
+        w = self.adapter.config.window
+        return self._scores(search(request.replace(k=w, filter=None, score_thresholds=None)), w)
+
+    def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
+        opts = request.options
+        tau = self.adapter._tau(opts.get("min_relevance")) if opts.get("min_relevance") is not None else self.threshold
+        w = self.adapter.config.window
+        # the window query already holds the answer when it is unfiltered and at least k long
+        reuse = self.adapter.needs_window and request.filter is None and request.k <= w
+        if reuse:
+            hits = search(request.replace(k=w, filter=None, score_thresholds=None))
+            window = self._scores(hits, w)
+        else:
+            window = self.window_scores(request, search)
+        a, b = self.adapter.params(request.vectors, window)
+        if not opts.get("relevance_filter", True):
+            results = [h[: request.k] for h in hits] if reuse else search(request)
+            return self._annotate(results, a, b)
+        cut = self.adapter.cutoffs_from_params(a, b, threshold=tau)
+        given = request.score_thresholds or [None] * len(cut)
+        thresholds = [float(c) if t is None else max(float(c), float(t)) for c, t in zip(cut, given, strict=True)]
+        if reuse:
+            # exactly what the store returns for score >= threshold (the scores are the store's float32)
+            results = [[h for h in row if np.float32(h.score) >= np.float32(t)][: request.k]
+                       for row, t in zip(hits, thresholds, strict=True)]
+        else:
+            results = search(request.replace(score_thresholds=thresholds))
+        return self._annotate(results, a, b)
+
+    @staticmethod
+    def _scores(window: list[list[Hit]], w: int) -> np.ndarray:
+        out = np.full((len(window), w), np.nan, dtype=np.float32)
+        for i, hits in enumerate(window):
+            out[i, : len(hits)] = [h.score for h in hits[:w]]
+        return out
+
+    def annotate(self, results: list[list[Hit]], vectors: np.ndarray, window: np.ndarray | None) -> list[list[Hit]]:
+        """The same hits with ``relevance`` set."""
+        return self._annotate(results, *self.adapter.params(vectors, window))
+
+    def _annotate(self, results: list[list[Hit]], a: np.ndarray, b: np.ndarray) -> list[list[Hit]]:
+        width = max((len(h) for h in results), default=0)
+        if width == 0:
+            return results
+        scores = np.full((len(results), width), np.nan)
+        for i, hits in enumerate(results):
+            scores[i, : len(hits)] = [h.score for h in hits]
+        probs = self.adapter.relevance_from_params(scores, a, b)
+        return [[replace(h, relevance=float(probs[i, j])) for j, h in enumerate(hits)] for i, hits in enumerate(results)]

@@ -1,0 +1,118 @@
+"""Dynamic batching for asyncio callers of a blocking, batch-friendly function.
+
+Many concurrent coroutines each ask for one item (a query vector, a search); `MicroBatcher`
+collects what arrives within a short window (or until a batch is full), runs the blocking
+function *once* for the whole batch in a worker thread, and hands each caller its own result.
+While one batch runs, the next one fills up, so throughput grows with concurrency instead of
+collapsing into a queue of single-item calls. `tamis serve` batches concurrent HTTP requests with
+it; `tamis.adapters.langchain.TamisRetriever` batches concurrent ``ainvoke`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from tamis._errors import ConfigError
+
+__all__ = ["MicroBatcher"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class _LoopState:
+    pending: list[tuple[Any, asyncio.Future[Any]]] = field(default_factory=list)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+
+
+class MicroBatcher(Generic[T, R]):
+    """Coalesce concurrent ``await submit(item)`` calls into calls of ``fn(items) -> results``.
+
+    Args:
+        fn: a blocking function mapping a list of items to a list of results of the same length,
+            in order. It runs in a worker thread (``asyncio.to_thread``), one batch at a time.
+        max_batch_size: most items per call of ``fn``.
+        max_wait_s: how long the first item of a batch waits for company before the batch runs
+            anyway (batches that fill up run at once).
+
+    Usable from several event loops (each gets its own queue); not from a thread without a loop.
+
+    Example:
+        >>> import asyncio
+        >>> b = MicroBatcher(lambda xs: [x * 2 for x in xs], max_batch_size=8)
+        >>> async def main():
+        ...     return await asyncio.gather(*(b.submit(i) for i in range(3)))
+        >>> asyncio.run(main())
+        [0, 2, 4]
+    """
+
+    def __init__(
+        self, fn: Callable[[list[T]], Sequence[R]], *, max_batch_size: int = 64, max_wait_s: float = 0.002
+    ) -> None:
+        if max_batch_size < 1:
+            raise ConfigError(f"max_batch_size must be positive, got {max_batch_size}")
+        if max_wait_s < 0:
+            raise ConfigError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        self.fn = fn
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
+        #: sizes of the batches run so far (for tests and benchmarks)
+        self.batch_sizes: list[int] = []
+
+    async def submit(self, item: T) -> R:
+        """The result of ``fn`` for ``item``, computed in a batch with concurrent submissions."""
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: Sequence[T]) -> list[R]:
+        """Results for several items (they may be split over batches, shared with other callers)."""
+        if not items:
+            return []
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState()
+        futures = []
+        for item in items:
+            fut: asyncio.Future[R] = loop.create_future()
+            state.pending.append((item, fut))
+            futures.append(fut)
+        if len(state.pending) >= self.max_batch_size:
+            state.wakeup.set()
+        if state.worker is None or state.worker.done():
+            state.worker = loop.create_task(self._work(state), name="tamis-microbatcher")
+        return list(await asyncio.gather(*futures))
+
+    async def _work(self, state: _LoopState) -> None:
+        while state.pending:
+            if len(state.pending) < self.max_batch_size and self.max_wait_s > 0:
+                state.wakeup.clear()
+                try:
+                    await asyncio.wait_for(state.wakeup.wait(), self.max_wait_s)
+                except asyncio.TimeoutError:
+                    pass
+            batch = [(x, f) for x, f in state.pending[: self.max_batch_size] if not f.done()]
+            del state.pending[: self.max_batch_size]
+            if not batch:
+                continue
+            self.batch_sizes.append(len(batch))
+            try:
+                results = await asyncio.to_thread(self.fn, [x for x, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"batched function returned {len(results)} results for {len(batch)} items")
+            except BaseException as exc:  # handed to every caller of this batch
+                for _, f in batch:
+                    if not f.done():
+                        f.set_exception(exc)
+                if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                    raise
+                continue
+            for (_, f), r in zip(batch, results, strict=True):
+                if not f.done():
+                    f.set_result(r)

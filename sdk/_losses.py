@@ -1,0 +1,72 @@
+"""Training losses tamis adds to sentence-transformers' (imported only when training)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss, MultipleNegativesRankingLoss
+from sentence_transformers.util import pairwise_cos_sim
+from torch import Tensor, nn
+
+try:
+    from sentence_transformers.base.losses.merged_forward import embed_columns
+except ImportError:  # pragma: no cover - older sentence-transformers
+
+    def embed_columns(model: Any, features: Iterable[dict[str, Any]]) -> list[Tensor]:  # type: ignore[misc]
+        return [model(f)["sentence_embedding"] for f in features]
+
+
+__all__ = ["ListwiseDistillLoss"]
+
+
+class ListwiseDistillLoss(nn.Module):
+    """CADET-style listwise distillation: KL(teacher || student) over each candidate list, plus a
+    small InfoNCE term.
+
+    Inputs: columns ``(query, document_1, ..., document_n)``, ``document_1`` the positive;
+    label: ``n`` teacher scores (logits) per row. The teacher's scores are min-max normalised per
+    list and softmaxed at ``teacher_temperature``; the student's cosine similarities at
+    ``student_temperature``. The InfoNCE term (MultipleNegativesRankingLoss at scale
+    1 / student_temperature) treats every other document of the batch as a negative.
+
+    Args:
+        model: the student `SentenceTransformer`.
+        teacher_temperature: CADET uses 0.3.
+        student_temperature: CADET uses 0.05.
+        infonce_weight: CADET uses 0.1.
+    """
+
+    def __init__(
+        self, model: Any, *, teacher_temperature: float = 0.3, student_temperature: float = 0.05,
+        infonce_weight: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.teacher_temperature = teacher_temperature
+        self.student_temperature = student_temperature
+        self.infonce_weight = infonce_weight
+        self.kl = DistillKLDivLoss(
+            model, similarity_fct=pairwise_cos_sim, student_temperature=student_temperature,
+            teacher_temperature=teacher_temperature,
+        )
+        self.infonce = MultipleNegativesRankingLoss(model, scale=1.0 / student_temperature)
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        embeddings = embed_columns(self.model, sentence_features)
+        lo = labels.min(dim=1, keepdim=True).values
+        hi = labels.max(dim=1, keepdim=True).values
+        norm = (labels - lo) / (hi - lo).clamp_min(1e-6)
+        # DistillKLDivLoss multiplies by student_temperature ** 2 (Hinton); CADET weighs the KL at 1
+        kl = self.kl.compute_loss_from_embeddings(embeddings, norm) / (self.student_temperature**2)
+        if self.infonce_weight == 0:
+            return kl
+        info = self.infonce.compute_loss_from_embeddings(embeddings, labels)
+        return kl + self.infonce_weight * info
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {
+            "teacher_temperature": self.teacher_temperature,
+            "student_temperature": self.student_temperature,
+            "infonce_weight": self.infonce_weight,
+        }

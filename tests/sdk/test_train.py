@@ -1,0 +1,340 @@
+"""Training and distillation (issue 4) on tiny models: seconds each, offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _train_fixtures import tiny_beir, tiny_bi_encoder
+
+from tamis import ConfigError, DataError, ModelError
+
+FAST = dict(epochs=1, batch_size=8, progress=False, dev_queries=6, encode_batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bi_encoder(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_beir(tmp_path_factory.mktemp("data") / "beir")
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory, tiny: Path, beir: Path) -> Path:
+    from tamis._train import train_reranker
+
+    out = tmp_path_factory.mktemp("teachers") / "teacher"
+    result = train_reranker(beir, out, base=str(tiny), miner=str(tiny), num_negatives=3, mining_depth=8, **FAST)
+    assert result.kind == "cross-encoder" and result.examples > 0
+    return out
+
+
+def _no_leftovers(parent: Path) -> None:
+    assert not [p.name for p in parent.iterdir() if ".tamis-tmp-" in p.name or ".tamis-work" in p.name]
+
+
+# -- the teacher ------------------------------------------------------------------------------------
+def test_reranker_is_a_plain_cross_encoder(teacher: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    ce = CrossEncoder(str(teacher), device="cpu")
+    scores = ce.predict([("which fruit is apple", "fruit apple pear"), ("which tool", "rain snow")])
+    assert scores.shape == (2,)
+    meta = json.loads((teacher / "tamis_model.json").read_text())
+    assert meta["kind"] == "cross-encoder" and meta["method"] == "bce"
+    _no_leftovers(teacher.parent)
+
+
+@pytest.mark.slow
+def test_reranker_listwise(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from tamis._train import train_reranker
+
+    result = train_reranker(beir, tmp_path / "t", base=str(tiny), miner=str(tiny), loss="listwise",
+                            num_negatives=3, mining_depth=8, **FAST)
+    assert result.method == "listwise"
+    assert CrossEncoder(str(tmp_path / "t"), device="cpu").predict([("a", "b")]).shape == (1,)
+
+
+# -- the student: every method end to end -------------------------------------------------------------
+@pytest.mark.parametrize("method", ["contrastive", "distill", "augmented"])
+def test_every_method_end_to_end(method: str, tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from tamis._train import train_bi_encoder
+
+    out = tmp_path / method
+    result = train_bi_encoder(
+        beir, out, method=method, base=str(tiny), teacher=None if method == "contrastive" else str(teacher),
+        candidates=4, mining_depth=8, silver_per_query=3, **FAST,
+    )
+    assert result.steps > 0 and result.examples > 0
+    assert set(result.dev_before) >= {"nDCG@10", "Recall@10"} and set(result.dev_after) == set(result.dev_before)
+    if method != "contrastive":  # the teacher was checked against the base model on dev first
+        assert result.teacher_check is not None and 0 <= result.teacher_check["teacher_ndcg@10"] <= 1
+    model = SentenceTransformer(str(out), device="cpu")  # plain sentence-transformers loads it
+    vecs = model.encode(["which fruit is apple", "car truck"])
+    assert vecs.shape == (2, 32)
+    assert not np.allclose(vecs, SentenceTransformer(str(tiny), device="cpu").encode(["which fruit is apple", "car truck"]))
+    card = (out / "README.md").read_text()
+    assert method in card and "Dev metrics" in card and "before" in card
+    meta = json.loads((out / "tamis_model.json").read_text())
+    assert meta["method"] == method and meta["result"]["dev_after"]
+    _no_leftovers(tmp_path)
+
+
+def test_distill_margin_mse(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from tamis._train import train_bi_encoder
+
+    result = train_bi_encoder(beir, tmp_path / "m", method="distill", distill_loss="margin_mse", base=str(tiny),
+                              teacher=str(teacher), candidates=3, mining_depth=6, **FAST)
+    assert json.loads((tmp_path / "m" / "tamis_model.json").read_text())["loss"] == "MarginMSELoss"
+    assert result.steps > 0
+    SentenceTransformer(str(tmp_path / "m"), device="cpu")
+
+
+# -- the false-negative guard ----------------------------------------------------------------------
+class _PlantedTeacher:
+    """A stand-in teacher: the planted near-copy of the positive is as relevant as the positive."""
+
+    def probabilities(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        return np.array([0.95 if d.startswith("fruit apple") or "indeed" in d else 0.05 for _, d in pairs])
+
+
+def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None:
+    from tamis._train import _contrastive_data
+    from tamis._train_config import TrainConfig
+    from tamis._train_data import drop_false_negatives, load_training_data
+
+    td = load_training_data(beir, "train")
+    q = "q-fruit-0"
+    assert td.corpus["fruit-0-copy"].endswith("indeed")
+    # fruit-0's own title starts with "fruit <word>"; make the stand-in teacher see it as the positive
+    td.corpus["fruit-0"] = "fruit apple " + td.corpus["fruit-0"]
+    mined = {q_: [("vehicle-1", 0.2), ("weather-1", 0.1)] for q_ in td.positives()}
+    mined[q] = [("fruit-0-copy", 0.9), ("vehicle-1", 0.2), ("weather-1", 0.1)]
+
+    # without the guard the near-copy is the hardest negative
+    assert drop_false_negatives(mined[q])[0][0] == "fruit-0-copy"
+    # rank-window guard (no teacher)
+    assert [d for d, _ in drop_false_negatives(mined[q], skip_top=1)] == ["vehicle-1", "weather-1"]
+    # teacher guard, through the contrastive recipe
+    cfg = TrainConfig(method="contrastive", teacher="unused", num_negatives=1, mining_depth=8)
+    ds, _ = _contrastive_data(td, mined, _PlantedTeacher(), cfg)  # type: ignore[arg-type]
+    row = next(r for r in ds if r["positive"] == td.corpus["fruit-0"])
+    assert row["negative_1"] == td.corpus["vehicle-1"]
+    assert td.corpus["fruit-0-copy"] not in ds["negative_1"]
+
+
+# -- teacher scores are cached; a resumed run does not recompute them ----------------------------------
+def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
+    from tamis._train import train_bi_encoder
+    from tamis._train_data import TeacherScorer
+
+    cache = tmp_path / "cache"
+    opts = dict(method="distill", base=str(tiny), teacher=str(teacher), candidates=4, mining_depth=8,
+                cache_dir=str(cache), max_steps=1, **FAST)
+    first = train_bi_encoder(beir, tmp_path / "a", **opts)
+    assert first.teacher_pairs_computed > 0 and first.teacher_pairs_reused == 0
+    files = list((cache / "teacher-scores").glob("*.jsonl"))
+    assert len(files) == 1 and not any(f.suffix in (".pkl", ".pickle") for f in cache.rglob("*"))
+
+    second = train_bi_encoder(beir, tmp_path / "b", **opts)
+    assert second.teacher_pairs_computed == 0
+    assert second.teacher_pairs_reused == first.teacher_pairs_computed
+
+    # an interrupted scoring run: only the first chunk made it to disk, and a torn line after it
+    lines = files[0].read_text().splitlines()
+    TeacherScorer.chunk = 50
+    try:
+        scorer = TeacherScorer(teacher, cache_dir=cache, device="cpu")
+        files[0].write_text(lines[0][: len(lines[0]) // 2] + "\n")  # only a torn line
+        scorer = TeacherScorer(teacher, cache_dir=cache, device="cpu")
+        pairs = [(f"query {i}", f"document {i}") for i in range(120)]
+        scorer.logits(pairs[:50])
+        assert scorer.computed == 50
+        resumed = TeacherScorer(teacher, cache_dir=cache, device="cpu")
+        again = resumed.logits(pairs)
+        assert resumed.computed == 70 and resumed.reused == 50
+        assert np.allclose(again[:50], scorer.logits(pairs[:50]))
+    finally:
+        TeacherScorer.chunk = 512
+
+
+# -- LoRA and Matryoshka -----------------------------------------------------------------------------
+def test_lora_and_matryoshka_give_loadable_models(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from tamis._train import train_bi_encoder
+
+    out = tmp_path / "lm"
+    train_bi_encoder(beir, out, method="contrastive", base=str(tiny), lora=True, lora_rank=4, lora_alpha=8,
+                     matryoshka_dims=(32, 16, 8), mining_depth=8, learning_rate=1e-3, **FAST)
+    assert not (out / "adapter_config.json").exists()  # merged: a plain model
+    model = SentenceTransformer(str(out), device="cpu", truncate_dim=16)
+    assert model.encode(["which fruit is apple"]).shape == (1, 16)
+    full = SentenceTransformer(str(out), device="cpu")
+    assert full.encode(["x"]).shape == (1, 32)
+    meta = json.loads((out / "tamis_model.json").read_text())
+    assert meta["settings"]["lora"] is True and meta["settings"]["matryoshka_dims"] == [32, 16, 8]
+
+
+def test_matryoshka_dims_beyond_the_model_are_refused(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from tamis._train import train_bi_encoder
+
+    with pytest.raises(ConfigError, match="matryoshka_dims"):
+        train_bi_encoder(beir, tmp_path / "x", base=str(tiny), matryoshka_dims=(64, 16), **FAST)
+    assert not (tmp_path / "x").exists()
+
+
+# -- bad input -----------------------------------------------------------------------------------------
+def _copy(beir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "data"
+    shutil.copytree(beir, dst)
+    return dst
+
+
+def test_empty_training_split(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from tamis._train import train_bi_encoder, train_reranker
+
+    data = _copy(beir, tmp_path)
+    (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    for fn in (train_bi_encoder, train_reranker):
+        with pytest.raises(DataError, match="no relevant"):
+            fn(data, tmp_path / "out", base=str(tiny), **FAST)
+    assert not (tmp_path / "out").exists()
+    _no_leftovers(tmp_path)
+
+
+def test_qrels_naming_unknown_ids(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from tamis._train import train_bi_encoder
+
+    data = _copy(beir, tmp_path)
+    with open(data / "qrels" / "train.tsv", "a") as fh:
+        fh.write("q-fruit-0\tno-such-doc\t1\nno-such-query\tfruit-1\t1\n")
+    with pytest.raises(DataError, match="unknown document id.*no-such-doc") as exc:
+        train_bi_encoder(data, tmp_path / "out", base=str(tiny), **FAST)
+    assert "no-such-query" in str(exc.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_teacher_that_is_not_a_cross_encoder(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from tamis._train import train_bi_encoder
+
+    with pytest.raises(ModelError, match="not a cross-encoder"):
+        train_bi_encoder(beir, tmp_path / "out", method="distill", base=str(tiny), teacher=str(tiny), **FAST)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_that_is_not_a_tamis_model(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
+    from tamis._train import train_bi_encoder, train_reranker
+
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not a tamis model"):
+        train_bi_encoder(beir, out, base=str(tiny), **FAST)
+    with pytest.raises(ConfigError, match="not a tamis model"):
+        train_reranker(beir, out, base=str(tiny), **FAST)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    _no_leftovers(tmp_path)
+
+
+def test_a_tamis_model_folder_is_replaced_whole(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from tamis._train import train_bi_encoder
+
+    out = tmp_path / "m"
+    train_bi_encoder(beir, out, base=str(tiny), max_steps=1, **FAST)
+    first = json.loads((out / "tamis_model.json").read_text())["created"]
+    (out / "stale.txt").write_text("from the first run")
+    train_bi_encoder(beir, out, base=str(tiny), max_steps=1, seed=3, **FAST)
+    assert not (out / "stale.txt").exists()
+    assert json.loads((out / "tamis_model.json").read_text())["settings"]["seed"] == 3
+    assert first
+    _no_leftovers(tmp_path)
+
+
+def test_config_errors_name_the_options() -> None:
+    from tamis._train_config import TrainConfig
+
+    with pytest.raises(ConfigError, match="'contrastive', 'distill', 'augmented'"):
+        TrainConfig(method="magic")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        TrainConfig(method="distill")
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=0)
+
+
+# -- the CLI -------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_cli_train_and_eval_model(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tamis.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", str(beir), "--out", str(tmp_path / "m"), "--base", str(tiny),
+                              "--epochs", "1", "--batch-size", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["method"] == "contrastive"
+    res = runner.invoke(app, ["eval", "--model", str(tmp_path / "m"), "--data", str(beir), "--split", "test", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["queries"] == 6 and 0 <= payload["ranking"]["nDCG@10"] <= 1
+    res = runner.invoke(app, ["train", str(beir), "--out", str(tmp_path / "d"), "--method", "distill"])
+    assert res.exit_code == 2 and "needs a teacher" in res.output
+
+
+# -- resumable checkpoints -------------------------------------------------------------------------
+def test_an_interrupted_run_resumes_from_its_checkpoint(
+    tmp_path: Path, tiny: Path, beir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import TrainerCallback
+
+    import tamis._train as train_mod
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            if state.global_step == 2:
+                raise KeyboardInterrupt("power cut")
+
+    out = tmp_path / "m"
+    opts = dict(method="contrastive", base=str(tiny), max_steps=4, checkpoint_steps=1, **FAST)
+    monkeypatch.setattr(train_mod, "_time_limit_callback", lambda minutes: [Crash()])
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train_bi_encoder(beir, out, **opts)
+    assert not out.exists()  # nothing half-written where the model goes
+    monkeypatch.undo()
+    result = train_mod.train_bi_encoder(beir, out, **opts)
+    assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-1")  # step 2 died before its save
+    assert result.steps == 4
+    _no_leftovers(tmp_path)
+
+
+def test_cli_reindex_with_a_trained_model(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tamis import open_collection
+    from tamis._train import train_bi_encoder
+    from tamis.cli import app
+
+    train_bi_encoder(beir, tmp_path / "new", base=str(tiny), max_steps=1, learning_rate=1e-3, **FAST)
+    runner = CliRunner()
+    res = runner.invoke(app, ["index", str(beir), "--collection", "c", "--model", str(tiny), "--backend", "torch"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["reindex", "--collection", "c", "--model", str(tmp_path / "new"), "--backend", "torch"])
+    assert res.exit_code == 0, res.output
+    assert "c__v2" in res.stdout
+    with open_collection("c", backend="torch") as col:
+        assert col.physical == "c__v2" and col.manifest["model"]["source"] == str(tmp_path / "new")
+        assert col.count(documents=True) == 49
+        assert col.search("which fruit is apple", k=3)
