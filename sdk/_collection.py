@@ -458,7 +458,7 @@ class Collection:
 
         # skip what is already there with the same content (idempotence, resume)
         existing = self._existing(d.id for d in docs)
-        todo: list[tuple[Document, list[str]]] = []
+        todo: list[tuple[Document, list[str], str]] = []
         stale: list[str] = []
         for doc, chunks in chunked:
             h = doc.content_hash()
@@ -468,13 +468,13 @@ class Collection:
                 continue
             if prev is not None and prev[1] > len(chunks):
                 stale.extend(point_id(doc.id, i) for i in range(len(chunks), prev[1]))
-            todo.append((doc, chunks))
+            todo.append((doc, chunks, h))
         todo.sort(key=lambda dc: len(dc[0].embed_text))
 
-        total = sum(len(c) for _, c in todo)
+        total = sum(len(c) for _, c, _ in todo)
         if progress is not None:
             progress(0, total)
-        if any(len(c) > 1 for _, c in todo) and not self.manifest.get("chunked"):
+        if any(len(c) > 1 for _, c, _ in todo) and not self.manifest.get("chunked"):
             self.manifest["chunked"] = True
             self._write_manifest()
         report.encoded = self._write_pipeline(todo, batch_size, encode_batch_size, total, progress)
@@ -519,25 +519,29 @@ class Collection:
 
     def _write_pipeline(
         self,
-        todo: list[tuple[Document, list[str]]],
+        todo: list[tuple[Document, list[str], str]],
         batch_size: int,
         encode_batch_size: int,
         total: int,
         progress: ProgressCallback | None,
     ) -> int:
         """Encode in a worker thread while this thread writes; all chunks of a document in one write."""
-        batches: list[list[tuple[Document, int, str]]] = []
-        current: list[tuple[Document, int, str]] = []
-        for doc, chunks in todo:
+        # (point id, text to embed, payload); all chunks of a document go into one write
+        batches: list[list[tuple[str, str, dict[str, Any]]]] = []
+        current: list[tuple[str, str, dict[str, Any]]] = []
+        for doc, chunks, h in todo:
             if current and len(current) + len(chunks) > batch_size:
                 batches.append(current)
                 current = []
-            current.extend((doc, i, c) for i, c in enumerate(chunks))
+            current.extend(
+                (point_id(doc.id, i), c, _payload(doc, i, c, n_chunks=len(chunks), content_hash=h))
+                for i, c in enumerate(chunks)
+            )
         if current:
             batches.append(current)
 
         enc = self.encoder
-        q: queue.Queue[tuple[list[tuple[Document, int, str]], np.ndarray] | BaseException | None] = queue.Queue(maxsize=2)
+        q: queue.Queue[tuple[list[tuple[str, str, dict[str, Any]]], np.ndarray] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
 
         def worker() -> None:
@@ -545,7 +549,7 @@ class Collection:
                 for batch in batches:
                     if stop.is_set():
                         return
-                    texts = [c for _, _, c in batch]
+                    texts = [text for _, text, _ in batch]
                     vecs = enc.encode(texts, kind="document", batch_size=encode_batch_size)
                     q.put((batch, vecs))
                 q.put(None)
@@ -567,10 +571,7 @@ class Collection:
                     raise DimensionMismatchError(
                         f"encoder returned vectors of shape {vecs.shape} for {len(batch)} texts; expected dim {enc.dim}"
                     )
-                points = [
-                    StorePoint(point_id(doc.id, i), vecs[j], _payload(doc, i, c, n_chunks=_n_chunks(batch, doc.id)))
-                    for j, (doc, i, c) in enumerate(batch)
-                ]
+                points = [StorePoint(pid, vecs[j], payload) for j, (pid, _, payload) in enumerate(batch)]
                 self.store.upsert(self.physical, points)
                 done += len(batch)
                 if progress is not None:
@@ -1013,11 +1014,7 @@ def _inclusive(threshold: float) -> float:
     return float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
 
 
-def _n_chunks(batch: list[tuple[Document, int, str]], doc_id: str) -> int:
-    return sum(1 for d, _, _ in batch if d.id == doc_id)
-
-
-def _payload(doc: Document, number: int, text: str, *, n_chunks: int) -> dict[str, Any]:
+def _payload(doc: Document, number: int, text: str, *, n_chunks: int, content_hash: str) -> dict[str, Any]:
     return {
         "doc_id": doc.id,
         "chunk": number,
@@ -1026,7 +1023,7 @@ def _payload(doc: Document, number: int, text: str, *, n_chunks: int) -> dict[st
         # an unchunked document keeps its own text; a chunk keeps the piece that was embedded
         "text": doc.text if n_chunks == 1 else text,
         "metadata": dict(doc.metadata),
-        "hash": doc.content_hash(),
+        "hash": content_hash,
     }
 
 

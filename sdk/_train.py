@@ -331,14 +331,19 @@ def train_reranker(
             "data": {"path": str(td.root), "split": td.split, "queries": len(positives), "fingerprint": td.fingerprint()},
             "base": cfg.base or "all-MiniLM-L6-v2", "settings": cfg.to_dict(), "result": result.to_dict(),
         }
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
-        _publish(tmp, out)
+        _finish_model_folder(tmp, out, meta)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _finish_model_folder(tmp: Path, out: Path, meta: dict[str, Any]) -> None:
+    """Write the tamis marker and the model card into ``tmp``, then publish it as ``out``."""
+    (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
+    _publish(tmp, out)
 
 
 # -- the student ----------------------------------------------------------------------------------
@@ -458,9 +463,7 @@ def train_bi_encoder(
             "loss": type(loss).__name__ if not isinstance(loss, dict) else {k: type(v).__name__ for k, v in loss.items()},
             "settings": cfg.to_dict(), "result": result.to_dict(),
         }
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
-        _publish(tmp, out)
+        _finish_model_folder(tmp, out, meta)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
