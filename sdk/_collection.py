@@ -414,7 +414,8 @@ class Collection:
             max_document_bytes: documents larger than this (UTF-8 bytes of text) are invalid.
             chunk_overlap: tokens shared by consecutive chunks of a long document (default: the
                 collection's setting, or min(32, max tokens / 4) for a new one).
-            progress: called as ``progress(chunks_done, chunks_total)`` after each write.
+            progress: called as ``progress(chunks_done, chunks_total)`` after each acknowledged
+                write (from the writer thread).
             optimize: build the HNSW index at the end (recommended).
         """
         if on_invalid not in ("raise", "skip"):
@@ -540,49 +541,57 @@ class Collection:
         if current:
             batches.append(current)
 
+        # the model runs on this thread (torch's thread pool is fastest from the thread that made
+        # it); a writer thread upserts what is encoded, so the store is never the bottleneck
         enc = self.encoder
-        q: queue.Queue[tuple[list[tuple[str, str, dict[str, Any]]], np.ndarray] | BaseException | None] = queue.Queue(maxsize=2)
-        stop = threading.Event()
-
-        def worker() -> None:
-            try:
-                for batch in batches:
-                    if stop.is_set():
-                        return
-                    texts = [text for _, text, _ in batch]
-                    vecs = enc.encode(texts, kind="document", batch_size=encode_batch_size)
-                    q.put((batch, vecs))
-                q.put(None)
-            except BaseException as exc:  # handed to the writer thread
-                q.put(exc)
-
-        thread = threading.Thread(target=worker, name="tamis-encode", daemon=True)
-        thread.start()
+        q: queue.Queue[tuple[list[tuple[str, str, dict[str, Any]]], np.ndarray] | None] = queue.Queue(maxsize=2)
+        failure: list[BaseException] = []
         done = 0
-        try:
+
+        def writer() -> None:
+            nonlocal done
             while True:
                 item = q.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
+                if item is None or failure:
+                    return
                 batch, vecs = item
+                try:
+                    points = [StorePoint(pid, vecs[j], payload) for j, (pid, _, payload) in enumerate(batch)]
+                    self.store.upsert(self.physical, points)
+                    done += len(batch)
+                    if progress is not None:
+                        progress(done, total)
+                except BaseException as exc:  # handed to the encoding thread
+                    failure.append(exc)
+                    return
+
+        thread = threading.Thread(target=writer, name="tamis-write", daemon=True)
+        thread.start()
+        try:
+            for batch in batches:
+                if failure:
+                    break
+                vecs = enc.encode([text for _, text, _ in batch], kind="document", batch_size=encode_batch_size)
                 if vecs.shape != (len(batch), enc.dim):
                     raise DimensionMismatchError(
                         f"encoder returned vectors of shape {vecs.shape} for {len(batch)} texts; expected dim {enc.dim}"
                     )
-                points = [StorePoint(pid, vecs[j], payload) for j, (pid, _, payload) in enumerate(batch)]
-                self.store.upsert(self.physical, points)
-                done += len(batch)
-                if progress is not None:
-                    progress(done, total)
+                while thread.is_alive():
+                    try:
+                        q.put((batch, vecs), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
         finally:
-            stop.set()
             while thread.is_alive():
                 try:
-                    q.get_nowait()
-                except queue.Empty:
-                    thread.join(0.05)
+                    q.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            thread.join()
+        if failure:
+            raise failure[0]
         return done
 
     # -- searching ---------------------------------------------------------------------------

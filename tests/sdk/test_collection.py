@@ -238,3 +238,24 @@ def test_in_memory_qdrant(enc):
     with tamis.open_collection("mem", location=":memory:", encoder=enc, create=True) as col:
         col.index(corpus(10))
         assert col.store.kind == "qdrant" and col.count() == 10
+
+
+def test_a_failing_store_write_stops_the_ingest_with_its_error(where, enc):
+    with open_(where, enc, create=True) as col:
+        col.index(corpus(3))
+        real_upsert, calls = col.store.upsert, []
+
+        def flaky(name, points):
+            calls.append(len(points))
+            if len(calls) == 2:
+                raise StoreError("disk full (injected)")
+            return real_upsert(name, points)
+
+        col.store.upsert = flaky
+        docs = [Document(f"n{i}", f"new text {i}") for i in range(100)]
+        with pytest.raises(StoreError, match="disk full"):
+            col.index(docs, batch_size=10)
+        assert len(calls) == 2  # the encoder stopped feeding a dead writer
+        col.store.upsert = real_upsert
+        report = col.index(docs, batch_size=10)  # the re-run writes only what is missing
+        assert report.unchanged == 10 and report.encoded == 90 and col.count() == 103
