@@ -345,22 +345,17 @@ class CalibrationData:
         batch_size: int = 1024,
     ) -> CalibrationData:
         """Exact top-``k`` candidates by brute-force cosine over unit vectors (for benchmarks, small sets)."""
+        from tamis._exact import exact_top_k
+
         qv = np.asarray(query_vectors, dtype=np.float32)
-        dv = np.asarray(doc_vectors, dtype=np.float32)
-        k = min(k, len(dv))
         scores, labels, docs, rel = [], [], [], []
-        for start in range(0, len(qv), batch_size):
-            sims = qv[start : start + batch_size] @ dv.T
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            for row, cand in enumerate(top):
-                order = cand[np.argsort(-sims[row, cand], kind="stable")]
-                qid = query_ids[start + row]
-                judged = qrels.get(qid, {})
-                ids = [doc_ids[j] for j in order]
-                scores.append(sims[row, order])
-                labels.append([1.0 if judged.get(d, 0) > 0 else 0.0 for d in ids])
-                docs.append(ids)
-                rel.append(float(sum(1 for g in judged.values() if g > 0)))
+        for row, order, sims in exact_top_k(qv, doc_vectors, k, batch_size=batch_size):
+            judged = qrels.get(query_ids[row], {})
+            ids = [doc_ids[j] for j in order]
+            scores.append(sims)
+            labels.append([1.0 if judged.get(d, 0) > 0 else 0.0 for d in ids])
+            docs.append(ids)
+            rel.append(float(sum(1 for g in judged.values() if g > 0)))
         return cls(list(query_ids), qv, np.asarray(scores), np.asarray(labels), docs, np.asarray(rel))
 
 

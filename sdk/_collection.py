@@ -257,6 +257,7 @@ class Collection:
         self._backend = backend
         self._device = device
         self._encoder_lock = threading.Lock()
+        self._stage_cache: tuple[Any, Any] | None = None  # (calibration key, stage built from it)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -804,7 +805,7 @@ class Collection:
         if not cal:
             return None
         key = (cal.get("version"), cal.get("adapter", {}).get("weights_sha256"))
-        cached = getattr(self, "_stage_cache", None)
+        cached = self._stage_cache
         if cached is not None and cached[0] == key:
             return cached[1]
         from tamis import registry

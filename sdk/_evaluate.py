@@ -29,26 +29,25 @@ def exact_search(
         corpus: document id -> text; queries: query id -> text.
         truncate_dim: compare only the first dimensions (for Matryoshka models).
     """
-    import torch
+    import numpy as np
+
+    from tamis._exact import exact_top_k
 
     doc_ids, q_ids = list(corpus), list(queries)
     if not doc_ids or not q_ids:
         return {}
-    kw = dict(batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=progress)
+    kw = dict(batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=progress)
     if truncate_dim is not None:
         kw["truncate_dim"] = truncate_dim
-    d = model.encode_document([corpus[i] for i in doc_ids], **kw).float().cpu()
-    q = model.encode_query([queries[i] for i in q_ids], **kw).float().cpu()
-    if truncate_dim is not None:
-        d = torch.nn.functional.normalize(d, dim=-1)
-        q = torch.nn.functional.normalize(q, dim=-1)
-    k = min(k, len(doc_ids))
-    run: dict[str, dict[str, float]] = {}
-    for start in range(0, len(q_ids), 1024):
-        scores, idx = torch.topk(q[start : start + 1024] @ d.T, k=k, dim=1)
-        for row, qid in enumerate(q_ids[start : start + 1024]):
-            run[qid] = {doc_ids[j]: float(s) for j, s in zip(idx[row].tolist(), scores[row].tolist(), strict=True)}
-    return run
+    d = np.asarray(model.encode_document([corpus[i] for i in doc_ids], **kw), dtype=np.float32)
+    q = np.asarray(model.encode_query([queries[i] for i in q_ids], **kw), dtype=np.float32)
+    if truncate_dim is not None:  # truncated vectors are no longer unit length
+        d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    return {
+        q_ids[row]: {doc_ids[j]: float(s) for j, s in zip(order.tolist(), sims.tolist(), strict=True)}
+        for row, order, sims in exact_top_k(q, d, k)
+    }
 
 
 def evaluate_model(

@@ -166,6 +166,21 @@ def test_bad_input_leaves_nothing(where, enc, bad, error, message):
         assert col.count() == 5
 
 
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [(b'{"_id": "c"}', "missing field 'text'"), (b'{"_id": "c", "text": "caf\xe9"}', "not UTF-8")],
+)
+def test_bad_jsonl_records_leave_nothing(where, enc, tmp_path, bad_line, message):
+    f = tmp_path / "c.jsonl"
+    f.write_bytes(b'{"_id": "a", "text": "fine"}\n' + bad_line + b'\n{"_id": "b", "text": "fine too"}\n')
+    with open_(where, enc, create=True) as col:
+        with pytest.raises(DataFormatError, match=message):
+            col.index(tamis.load_jsonl(f))
+        assert not col.store.collection_exists("docs")
+        report = col.index(tamis.load_jsonl(f, on_invalid="skip"), on_invalid="skip")
+        assert report.documents == 2 and sum(report.skipped.values()) == 1
+
+
 def test_bad_jsonl_leaves_nothing(where, enc, tmp_path):
     f = tmp_path / "c.jsonl"
     f.write_text('{"_id": "a", "text": "fine"}\n{"_id": "b", "text": "fine too"}\nnot json\n', encoding="utf-8")
