@@ -48,6 +48,8 @@ logger = logging.getLogger("tamis")
 POINT_NAMESPACE = uuid.UUID("6f1d3c1e-5a0b-4c8e-9a57-7a6d0e1b2c3d")
 MANIFEST_FORMAT = 1
 DEFAULT_HNSW_EF = 128
+#: a collection ``name`` is the alias ``name`` of its current version, the physical ``<name>__v<N>``
+VERSION_SEP = "__v"
 _TOP_LEVEL_KEYS = {"doc_id", "chunk", "n_chunks", "title", "text", "hash"}
 
 ProgressCallback = Callable[[int, int], None]
@@ -121,6 +123,90 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _version_name(name: str, n: int) -> str:
+    """The physical collection of version ``n`` of the collection ``name``: ``<name>__v<n>``."""
+    return f"{name}{VERSION_SEP}{n}"
+
+
+def _parse_version(physical: str) -> tuple[str, int] | None:
+    """``("docs", 2)`` for ``"docs__v2"``; None for a name that is not a version."""
+    base, sep, n = physical.rpartition(VERSION_SEP)
+    if sep and base and n.isascii() and n.isdigit() and not n.startswith("0"):
+        return base, int(n)
+    return None
+
+
+def _versions(store: VectorStore, name: str) -> dict[int, str]:
+    """{version number: physical collection} of every ``<name>__v<N>`` in ``store``."""
+    parsed = ((c, _parse_version(c)) for c in store.list_collections())
+    return {v[1]: c for c, v in parsed if v is not None and v[0] == name}
+
+
+def _manifest_of(store: VectorStore, physical: str) -> Mapping[str, Any] | None:
+    """The tamis manifest stored with ``physical``, or None when tamis did not create it."""
+    meta = store.get_metadata(physical)
+    manifest = meta.get("tamis") if isinstance(meta, Mapping) else None
+    return manifest if isinstance(manifest, Mapping) and "model" in manifest else None
+
+
+def _find(store: VectorStore, name: str) -> tuple[str | None, bool]:
+    """(physical collection serving ``name``, whether it is an orphan to adopt), or (None, False).
+
+    ``name`` is an alias (what tamis creates), or a collection of that name (created by an older
+    tamis or another tool). Failing both, the newest tamis version ``<name>__v<N>`` is an orphan:
+    a crash came between creating it and pointing the alias at it.
+    """
+    target = store.resolve_alias(name)
+    if target is not None and store.collection_exists(target):
+        return target, False
+    if store.collection_exists(name):
+        return name, False
+    for _, physical in sorted(_versions(store, name).items(), reverse=True):
+        if _manifest_of(store, physical) is not None:
+            return physical, True
+    return None, False
+
+
+def _link(store: VectorStore, alias: str, target: str) -> None:
+    """Point ``alias`` at ``target``; done already (by a concurrent process) counts as success."""
+    try:
+        store.set_alias(alias, target)
+    except Exception:
+        if store.resolve_alias(alias) != target:
+            raise
+
+
+def _adopt(store: VectorStore, name: str, physical: str) -> None:
+    """Point the alias ``name`` at the orphan version ``physical`` (left by a crash)."""
+    logger.warning("collection %r: pointing its alias at %r, which a crash left without it", name, physical)
+    try:
+        _link(store, name, physical)
+    except (StoreError, ConfigError) as exc:  # e.g. a read-only API key: serve it all the same
+        logger.warning("cannot point the alias %r at %r (%s); using the latter directly", name, physical, exc)
+
+
+def _list_names(store: VectorStore) -> list[tuple[str, str]]:
+    """(name, physical collection serving it) for every collection that opens by name, sorted.
+
+    A version ``<name>__v<N>`` is listed under ``name`` (the one the alias points at); versions
+    kept by ``reindex(keep_old=True)`` and half-built ones are not listed. Collections tamis
+    did not create are listed under their own names.
+    """
+    physicals = store.list_collections()
+    taken = set(physicals)
+    parsed = {c: _parse_version(c) for c in physicals}
+    out: dict[str, str] = {}
+    for base in {v[0] for v in parsed.values() if v is not None} - taken:
+        physical, _ = _find(store, base)
+        if physical is not None:
+            out[base] = physical
+    for c in physicals:
+        v = parsed[c]
+        if v is None or (v[0] not in out and v[0] not in taken):
+            out.setdefault(c, c)
+    return sorted(out.items())
+
+
 def _open_store(
     store: VectorStore | str | None,
     *,
@@ -181,7 +267,8 @@ def open_collection(
         encoder_url, encoder_api_key: embed with an inference server instead (TEI, OpenAI-compatible,
             ``tamis serve``; see `tamis.adapters.remote.RemoteEncoder`).
         backend, device: how to run the model (see `tamis.load_encoder`).
-        create: make the collection on the first `Collection.index` if it does not exist.
+        create: make the collection on the first `Collection.index` if it does not exist: the
+            Qdrant collection ``<name>__v1`` behind the alias ``name`` (see `Collection.reindex`).
 
     Raises:
         CollectionNotFoundError: no such collection and ``create`` is false.
@@ -202,26 +289,31 @@ def open_collection(
         raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
     st, owned = _open_store(store, path=path, url=url, api_key=api_key, location=location)
     try:
-        physical = st.resolve_alias(name) or name
+        physical, orphan = _find(st, name)
         manifest = None
-        if st.collection_exists(physical):
-            meta = st.get_metadata(physical)
-            manifest = meta.get("tamis") if isinstance(meta, Mapping) else None
-            if not isinstance(manifest, Mapping) or "model" not in manifest:
+        if physical is not None:
+            manifest = _manifest_of(st, physical)
+            if manifest is None:
                 raise StoreError(
                     f"collection {name!r} exists but was not created by tamis (no tamis manifest); "
                     "pick another name, or index it with tamis into a new collection"
                 )
+            if orphan:
+                _adopt(st, name, physical)
         elif not create:
-            names = st.list_collections()
+            names = [n for n, _ in _list_names(st)]
             raise CollectionNotFoundError(
                 f"no collection {name!r} in the {st.kind} store (collections: {', '.join(names) or 'none'}); "
                 "index one first with `tamis index DATA --collection NAME`, or pass create=True"
             )
         col = Collection(
-            name, st, physical=physical, manifest=dict(manifest) if manifest else None,
-            owns_store=owned, model=model, encoder=encoder, backend=backend, device=device,
+            name, st, physical=physical or _version_name(name, 1),
+            manifest=dict(manifest) if manifest else None, owns_store=owned,
+            model=model, encoder=encoder, backend=backend, device=device,
         )
+        # a new collection is version 1 behind the alias `name` from the start, so that every
+        # re-index is a pure alias switch; `index` creates both
+        col._link_alias = physical is None
         if manifest is not None and (model is not None or encoder is not None):
             col._check_encoder(col.encoder)
         return col
@@ -258,6 +350,7 @@ class Collection:
         self._device = device
         self._encoder_lock = threading.Lock()
         self._stage_cache: tuple[Any, Any] | None = None  # (calibration key, stage built from it)
+        self._link_alias = False  # point the alias `name` at `physical` when `index` creates it
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -443,6 +536,10 @@ class Collection:
             manifest["ingest"] = {"state": "in_progress", "started": _now()}
             self.store.create_collection(self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest})
             self.manifest = manifest
+            if self._link_alias:
+                # a crash right here leaves `<name>__v1` without its alias: open_collection adopts it
+                _link(self.store, self.name, self.physical)
+                self._link_alias = False
         else:
             dim = self.store.collection_dim(self.physical)
             if dim != enc.dim:
@@ -934,9 +1031,23 @@ class Collection:
         return out
 
     def delete(self) -> None:
-        """Delete the collection and all its points."""
-        self.store.delete_collection(self.physical)
+        """Delete the collection: its alias and every version of it (``<name>__v<N>``), with all their points.
+
+        Versions kept by ``reindex(keep_old=True)`` and any left half-built by a crash go too;
+        the version the name serves goes last, so an interrupted delete leaves the name working.
+        """
+        st = self.store
+        current, _ = _find(st, self.name)
+        for physical in _versions(st, self.name).values():
+            if physical != current and _manifest_of(st, physical) is not None:
+                st.delete_collection(physical)
+        for physical in dict.fromkeys((self.physical, current)):
+            if physical is not None and st.collection_exists(physical) and st.resolve_alias(physical) is None:
+                st.delete_collection(physical)  # the store drops the aliases pointing at it
+        st.delete_alias(self.name)
         self.manifest = None
+        self.physical, self._link_alias = _version_name(self.name, 1), True
+        self._stage_cache = None
 
     # -- a new model for the same collection ---------------------------------------------------
     def reindex(
@@ -953,12 +1064,16 @@ class Collection:
         A new physical collection (``<name>__v<N>``) is built next to the current one; the name
         keeps answering from the current version until the new one is complete, then the alias
         ``name`` is switched to it in one atomic step (a Qdrant alias on a server; an atomically
-        replaced aliases file for Edge). The new version starts without a calibration: a Cosine
-        Adapter fitted for the old model is never applied to the new one (calibrate again).
+        replaced aliases file for Edge): a query gets the old version before, the new one after.
+        The new version starts without a calibration: a Cosine Adapter fitted for the old model
+        is never applied to the new one (calibrate again).
 
-        A collection first created under its own name (not through an alias) has that physical
-        collection deleted just before the alias is created: for that first switch only, the name
-        resolves to nothing for a moment. Every later re-index switches atomically.
+        tamis creates every collection as ``<name>__v1`` behind the alias ``name``, so every
+        re-index is such a switch. Only a collection stored under its own name (made by an
+        earlier tamis, which did not version collections from the start) differs, on its first
+        re-index: a name cannot be a collection and an alias at once, so that collection is
+        deleted just before the alias is created, and the name resolves to nothing for that
+        moment (should a crash come in between, opening the name adopts the new version).
 
         Args:
             documents: the documents to index; None re-reads them from the current version
@@ -990,10 +1105,7 @@ class Collection:
                 )
                 for r in self.store.scroll(self.physical, with_payload=True)
             ]
-        prefix = f"{self.name}__v"
-        versions = [int(c[len(prefix):]) for c in self.store.list_collections()
-                    if c.startswith(prefix) and c[len(prefix):].isdigit()]
-        new_physical = f"{prefix}{max(versions, default=1) + 1}"
+        new_physical = _version_name(self.name, max(_versions(self.store, self.name), default=1) + 1)
         new = Collection(
             self.name, self.store, physical=new_physical, manifest=None, model=model, encoder=encoder,
             backend=self._backend, device=self._device,
@@ -1009,7 +1121,8 @@ class Collection:
             raise
         old_physical = self.physical
         if old_physical == self.name:
-            self.store.delete_collection(old_physical)  # a name cannot be a collection and an alias
+            # stored under its own name (see above): a name cannot be a collection and an alias
+            self.store.delete_collection(old_physical)
         self.store.set_alias(self.name, new_physical)
         if not keep_old and old_physical != self.name:
             self.store.delete_collection(old_physical)

@@ -4,7 +4,8 @@ and a bi-encoder student (`train_bi_encoder`: contrastive, distill, augmented).
 tamis adds the recipes and the glue, never a training loop: mining (``mine_hard_negatives``), the
 false-negative guard, teacher scores cached on disk, BM25 silver pairs, LoRA / Matryoshka
 wrappers, a model card with dev metrics before and after, an output folder that appears only
-when complete, and a resumable checkpoint folder next to it.
+when complete, and a resumable checkpoint folder next to it (JSON + safetensors only, never
+unpickled: see ``tamis._checkpoints``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tamis import __version__
+from tamis._checkpoints import pickle_files, safe_checkpoints
 from tamis._errors import ConfigError, DataError, ModelError
 from tamis._train_config import RerankerConfig, TrainConfig, config_from
 from tamis._train_data import (
@@ -108,7 +110,11 @@ def _publish(tmp: Path, out: Path) -> None:
 
 
 def _work_dir(out: Path, key: dict[str, Any]) -> Path:
-    """The checkpoint folder next to ``out``, kept across interrupted runs with the same settings."""
+    """The checkpoint folder next to ``out``, kept across interrupted runs with the same settings.
+
+    The Trainer writes ``checkpoints/checkpoint-<step>/`` in it as JSON + safetensors only
+    (`tamis._checkpoints`); it is removed when the model is published.
+    """
     work = out.parent / f".{out.name}.tamis-work"
     key_file = work / "run.json"
     if work.exists():
@@ -125,11 +131,29 @@ def _work_dir(out: Path, key: dict[str, Any]) -> Path:
 
 
 def _last_checkpoint(work: Path) -> str | None:
+    """The newest complete checkpoint in ``work`` (its ``trainer_state.json`` is written last), or None.
+
+    Checkpoints are JSON + safetensors (`tamis._checkpoints`). One holding pickle files (an older
+    tamis wrote ``optimizer.pt`` and the like) is never loaded: the checkpoints are removed with a
+    warning and the run starts fresh.
+    """
+    folder = work / "checkpoints"
     ckpts = sorted(
-        (p for p in (work / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        (p for p in folder.glob("checkpoint-*")
+         if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
         key=lambda p: int(p.name.split("-")[-1]),
     )
-    return str(ckpts[-1]) if ckpts else None
+    if not ckpts:
+        return None
+    found = pickle_files(ckpts[-1])
+    if found:
+        logger.warning(
+            "checkpoint %s holds pickle files (%s), from an older tamis; tamis does not load pickles, so "
+            "training starts fresh", ckpts[-1], ", ".join(found),
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return str(ckpts[-1])
 
 
 # -- shared trainer settings ----------------------------------------------------------------------
@@ -312,7 +336,7 @@ def train_reranker(
     key = {"kind": "cross-encoder", "config": cfg.to_dict(), "data": td.fingerprint(), "base": source}
     work = _work_dir(out, key)
     args = _trainer_args(cfg, work, device, len(ds), CrossEncoderTrainingArguments)
-    trainer = CrossEncoderTrainer(
+    trainer = safe_checkpoints(CrossEncoderTrainer)(
         model=model, args=args, train_dataset=ds, loss=loss, callbacks=_time_limit_callback(cfg.max_minutes)
     )
     resume = _last_checkpoint(work)
@@ -429,7 +453,7 @@ def train_bi_encoder(
     work = _work_dir(out, key)
     args = _trainer_args(cfg, work, device, n_examples, SentenceTransformerTrainingArguments,
                          batch_sampler=BatchSamplers.NO_DUPLICATES)
-    trainer = SentenceTransformerTrainer(
+    trainer = safe_checkpoints(SentenceTransformerTrainer)(
         model=model, args=args, train_dataset=ds, loss=loss, callbacks=_time_limit_callback(cfg.max_minutes)
     )
     resume = _last_checkpoint(work)

@@ -263,17 +263,27 @@ def _print_hits(query: str, hits: list[Any]) -> None:
 
 # -- collections --------------------------------------------------------------------------------
 @app.command("list")
-def list_collections(path: PathOpt = None, url: UrlOpt = None, api_key: ApiKeyOpt = None, store: StoreOpt = None) -> None:
-    """List the collections in a store."""
-    from tamis._collection import _open_store
+def list_collections(
+    path: PathOpt = None, url: UrlOpt = None, api_key: ApiKeyOpt = None, store: StoreOpt = None,
+    long: Annotated[bool, typer.Option("--long", "-l", help="Show the version each name serves.")] = False,
+) -> None:
+    """List the collections in a store, by name (a re-indexed collection's versions are not listed apart)."""
+    from tamis._collection import _list_names, _open_store
 
     try:
         st, _ = _open_store(store, path=path, url=url, api_key=api_key, location=None)
         try:
-            for name in st.list_collections():
-                out.print(name)
+            names = _list_names(st)
         finally:
             st.close()
+        if long:
+            table = Table("collection", "version")
+            for name, physical in names:
+                table.add_row(name, physical)
+            out.print(table)
+        else:
+            for name, _ in names:
+                out.print(name, highlight=False)
     except TamisError as exc:
         _fail(exc)
 
@@ -293,7 +303,7 @@ def delete(
     collection: CollectionOpt, path: PathOpt = None, url: UrlOpt = None, api_key: ApiKeyOpt = None, store: StoreOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
 ) -> None:
-    """Delete a collection and all its points."""
+    """Delete a collection: its name and every version of it, with all their points."""
     try:
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=None, backend="auto", device="auto") as col:
             if not yes and not typer.confirm(f"delete collection {collection!r} ({col.count():,} points)?"):

@@ -58,6 +58,37 @@ def test_index_then_search(tmp_path, beir, fake_model):
     assert res.stdout.split() == ["c"]
 
 
+def test_list_info_delete_use_the_name_not_the_versions(tmp_path, beir, fake_model):
+    from tamis.adapters.qdrant_edge import EdgeStore
+
+    def physical():
+        with EdgeStore(data) as st:
+            return st.list_collections(), st.resolve_alias("c")
+
+    data = tmp_path / "data"
+    assert runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data)]).exit_code == 0
+    assert physical() == (["c__v1"], "c__v1")
+    assert runner.invoke(app, ["list", "--path", str(data)]).stdout.split() == ["c"]
+    res = runner.invoke(app, ["list", "--path", str(data), "--long"])
+    assert res.exit_code == 0 and "c__v1" in res.stdout
+    info = json.loads(runner.invoke(app, ["info", "-c", "c", "--path", str(data)]).stdout)
+    assert (info["name"], info["physical"]) == ("c", "c__v1")
+
+    res = runner.invoke(app, ["reindex", "-c", "c", "--model", "another", "--keep-old", "--path", str(data)])
+    assert res.exit_code == 0, res.output
+    assert physical() == (["c__v1", "c__v2"], "c__v2")
+    assert runner.invoke(app, ["list", "--path", str(data)]).stdout.split() == ["c"]
+    res = runner.invoke(app, ["list", "--path", str(data), "-l"])
+    assert "c__v2" in res.stdout and "c__v1" not in res.stdout
+
+    res = runner.invoke(app, ["delete", "-c", "c", "--path", str(data), "--yes"])
+    assert res.exit_code == 0, res.output
+    assert physical() == ([], None)  # the alias and both versions
+    assert runner.invoke(app, ["list", "--path", str(data)]).stdout.split() == []
+    res = runner.invoke(app, ["search", "x", "-c", "c", "--path", str(data)])
+    assert res.exit_code == 2 and "CollectionNotFoundError" in res.stderr
+
+
 def test_batch_search_json_lines(tmp_path, beir, fake_model):
     data = tmp_path / "data"
     assert runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data)]).exit_code == 0

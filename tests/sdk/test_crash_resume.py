@@ -69,3 +69,37 @@ def test_sigkill_mid_ingest_then_resume(tmp_path, store):
         ids = {rec.id for rec in col.store.scroll(col.physical, with_payload=False)}
         assert ids == {point_id(f"doc-{i}", 0) for i in range(N)}
         assert col.info()["ingest"]["state"] == "complete"
+
+
+ALIAS_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import tamis
+    from tamis import Document, FakeEncoder
+
+    path, store = sys.argv[1], sys.argv[2]
+    kw = {"path": path} if store == "edge" else {"store": "qdrant", "path": path}
+    col = tamis.open_collection("crash", encoder=FakeEncoder(dim=32), create=True, **kw)
+    col.store.set_alias = lambda alias, target: os.kill(os.getpid(), signal.SIGKILL)  # dies right before
+    col.index([Document(f"doc-{i}", f"text of document {i}") for i in range(10)])
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["edge", "qdrant"])
+def test_sigkill_between_new_version_and_its_alias(tmp_path, store):
+    """Killed after creating `crash__v1`, before pointing the alias `crash` at it: reopening adopts it."""
+    path = tmp_path / "data"
+    proc = subprocess.run([sys.executable, "-c", ALIAS_SCRIPT, str(path), store], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+
+    kw = {"path": path} if store == "edge" else {"store": "qdrant", "path": path}
+    docs = [tamis.Document(f"doc-{i}", f"text of document {i}") for i in range(10)]
+    with tamis.open_collection("crash", encoder=FakeEncoder(dim=32), create=True, **kw) as col:
+        assert col.store.resolve_alias("crash") == "crash__v1" and col.physical == "crash__v1"
+        assert col.info()["ingest"]["state"] == "in_progress"
+        report = col.index(docs)
+        assert (report.encoded, col.count()) == (10, 10)
+        assert col.store.list_collections() == ["crash__v1"]  # no duplicate
+        assert col.info()["ingest"]["state"] == "complete"

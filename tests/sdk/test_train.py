@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from _train_fixtures import tiny_beir, tiny_bi_encoder
 
 from tamis import ConfigError, DataError, ModelError
@@ -294,30 +296,105 @@ def test_cli_train_and_eval_model(tmp_path: Path, tiny: Path, beir: Path) -> Non
     assert res.exit_code == 2 and "needs a teacher" in res.output
 
 
-# -- resumable checkpoints -------------------------------------------------------------------------
+# -- resumable checkpoints: JSON + safetensors only, never unpickled -------------------------------
+_PICKLES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(next(folder.rglob("model.safetensors"))))
+
+
+def _refuse(name: str):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"{name} was called: tamis checkpoints must not use pickle")
+
+    return refuse
+
+
+@pytest.mark.parametrize("kind", ["bi-encoder", pytest.param("cross-encoder", marks=pytest.mark.slow)])
 def test_an_interrupted_run_resumes_from_its_checkpoint(
-    tmp_path: Path, tiny: Path, beir: Path, monkeypatch: pytest.MonkeyPatch
+    kind: str, tmp_path: Path, tiny: Path, beir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from safetensors.torch import load_file
     from transformers import TrainerCallback
 
     import tamis._train as train_mod
+    from tamis._checkpoints import SafeCheckpoints
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
             if state.global_step == 2:
                 raise KeyboardInterrupt("power cut")
 
+    if kind == "bi-encoder":
+        train, opts = train_mod.train_bi_encoder, dict(method="contrastive")
+    else:
+        train, opts = train_mod.train_reranker, dict(miner=str(tiny), num_negatives=3, mining_depth=8)
+    opts |= dict(base=str(tiny), max_steps=4, checkpoint_steps=1, **FAST)
+    reference = train(beir, tmp_path / "ref", **opts)  # the same run, never interrupted
+    assert reference.resumed_from is None and reference.steps == 4
+
     out = tmp_path / "m"
-    opts = dict(method="contrastive", base=str(tiny), max_steps=4, checkpoint_steps=1, **FAST)
-    monkeypatch.setattr(train_mod, "_time_limit_callback", lambda minutes: [Crash()])
-    with pytest.raises(KeyboardInterrupt):
-        train_mod.train_bi_encoder(beir, out, **opts)
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "_time_limit_callback", lambda minutes: [Crash()])
+        m.setattr(torch, "save", _refuse("torch.save"))
+        with pytest.raises(KeyboardInterrupt):
+            train(beir, out, **opts)
     assert not out.exists()  # nothing half-written where the model goes
-    monkeypatch.undo()
-    result = train_mod.train_bi_encoder(beir, out, **opts)
-    assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-1")  # step 2 died before its save
+    ckpt = tmp_path / ".m.tamis-work" / "checkpoints" / "checkpoint-1"  # step 2 died before its save
+    files = {str(f.relative_to(ckpt)) for f in ckpt.rglob("*") if f.is_file()}
+    assert not {f for f in files if Path(f).suffix in _PICKLES}, files
+    assert files >= {"model.safetensors", "trainer_state.json", "optimizer.json", "optimizer.safetensors",
+                     "scheduler.json", "rng_state.json", "rng_state.safetensors"}
+    saved = load_file(str(ckpt / "optimizer.safetensors"))
+    assert any(k.startswith("state.0.exp_avg") for k in saved)
+    assert json.loads((ckpt / "scheduler.json").read_text())["last_epoch"] == 1
+
+    restored: dict[str, torch.Tensor] = {}
+    load_optimizer = SafeCheckpoints._load_optimizer_and_scheduler
+
+    def recording_load(self, checkpoint):  # type: ignore[no-untyped-def]
+        load_optimizer(self, checkpoint)
+        for idx, entries in self.optimizer.state_dict()["state"].items():
+            restored.update({f"state.{idx}.{n}": t.detach().cpu().clone() for n, t in entries.items()})
+
+    with monkeypatch.context() as m:
+        m.setattr(torch, "load", _refuse("torch.load"))
+        m.setattr(SafeCheckpoints, "_load_optimizer_and_scheduler", recording_load)
+        result = train(beir, out, **opts)
+    assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-1")
     assert result.steps == 4
+    assert restored.keys() == saved.keys()
+    assert all(torch.equal(restored[k], saved[k]) for k in saved)  # exp_avg, exp_avg_sq, step
+    ref, resumed = _weights(tmp_path / "ref"), _weights(out)
+    assert all(torch.equal(ref[k], resumed[k]) for k in ref)  # bit for bit the uninterrupted run
     _no_leftovers(tmp_path)
+
+
+def test_a_checkpoint_with_pickle_files_is_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tamis._checkpoints import SafeCheckpoints
+    from tamis._train import _last_checkpoint
+
+    work = tmp_path / "work"
+    old = work / "checkpoints" / "checkpoint-3"  # as an older tamis wrote it
+    old.mkdir(parents=True)
+    (old / "trainer_state.json").write_text("{}")
+    (old / "optimizer.pt").write_bytes(b"pickled")
+    (old / "training_args.bin").write_bytes(b"pickled")
+    (work / "checkpoints" / "checkpoint-5").mkdir()  # torn: no trainer_state.json, skipped
+
+    with caplog.at_level(logging.WARNING, logger="tamis"):
+        assert _last_checkpoint(work) is None
+    assert "pickle files (optimizer.pt, training_args.bin)" in caplog.text and "starts fresh" in caplog.text
+    assert not (work / "checkpoints").exists()  # the next checkpoints start from a clean folder
+
+    # and the trainer refuses such a folder outright, before reading anything from it
+    old.mkdir(parents=True)
+    (old / "optimizer.pt").write_bytes(b"pickled")
+    with pytest.raises(ModelError, match="pickle files.*optimizer.pt"):
+        SafeCheckpoints._load_from_checkpoint(SafeCheckpoints(), str(old))
 
 
 def test_cli_reindex_with_a_trained_model(tmp_path: Path, tiny: Path, beir: Path) -> None:
