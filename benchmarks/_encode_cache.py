@@ -16,19 +16,21 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 logger = logging.getLogger("tamis.bench")
 
 
-def load_encoder_fast():
+def load_encoder_fast(model: str | None = None):
     """ONNX Runtime when it works here (faster on CPU), torch otherwise."""
     from tamis import load_encoder
 
     try:
-        return load_encoder(None, backend="onnx")
+        return load_encoder(model, backend="onnx")
     except Exception as exc:  # the ONNX backend is optional for this benchmark
         logger.warning("ONNX backend unavailable (%s: %s); using torch", type(exc).__name__, exc)
-        return load_encoder(None, backend="torch", device="cpu")
+        return load_encoder(model, backend="torch", device="cpu")
 
 
-def encoded(name: str, enc=None):
-    """(doc_ids, doc_texts, doc_vecs, query_ids, query_texts, query_vecs, fingerprint) for dataset ``name``."""
+def encoded(name: str, enc=None, tag: str = ""):
+    """(doc_ids, doc_texts, doc_vecs, query_ids, query_texts, query_vecs, fingerprint) for dataset ``name``.
+
+    ``tag`` names the cache of another model's vectors (``<name>-<tag>.npz``); pass its encoder as ``enc``."""
     from tamis import load_beir
     from tamis._documents import load_beir_queries
 
@@ -36,8 +38,9 @@ def encoded(name: str, enc=None):
     docs = list(load_beir(folder))
     queries = load_beir_queries(folder)
     OUT.mkdir(parents=True, exist_ok=True)
-    cache = OUT / f"{name}.npz"
-    meta_file = OUT / f"{name}.json"
+    stem = f"{name}-{tag}" if tag else name
+    cache = OUT / f"{stem}.npz"
+    meta_file = OUT / f"{stem}.json"
     if cache.exists() and meta_file.exists():
         meta = json.loads(meta_file.read_text())
         z = np.load(cache)

@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _encode_cache import DATA, OUT, encoded  # noqa: E402
+from _encode_cache import DATA, OUT, encoded, load_encoder_fast  # noqa: E402
 
 from tamis import CalibrationData, CosineAdapter, Document  # noqa: E402
 from tamis._documents import load_qrels  # noqa: E402
@@ -50,8 +50,8 @@ VARIANTS = {
 }
 
 
-def candidates(name: str, split: str, qids, qv, dids, dv) -> CalibrationData:
-    cache = OUT / f"{name}-{split}-cand{K}.npz"
+def candidates(name: str, split: str, qids, qv, dids, dv, tag: str = "") -> CalibrationData:
+    cache = OUT / f"{name}{'-' + tag if tag else ''}-{split}-cand{K}.npz"
     qrels = load_qrels(DATA / name, split)
     rows = [i for i, q in enumerate(qids) if q in qrels]
     ids = [qids[i] for i in rows]
@@ -118,11 +118,11 @@ def end_to_end_latency(adapter, dids, dtexts, dv, qv, fingerprint, n=300) -> dic
 
 def wordnet(args) -> dict:
     name = "wordnet-reverse-dictionary"
-    dids, dtexts, dv, qids, _, qv, fp, meta = encoded(name)
+    dids, dtexts, dv, qids, _, qv, fp, meta = encoded(name, args.encoder, args.tag)
     t0 = time.perf_counter()
-    train = candidates(name, "train", qids, qv, dids, dv)
-    dev = candidates(name, "dev", qids, qv, dids, dv)
-    test = candidates(name, "test", qids, qv, dids, dv)
+    train = candidates(name, "train", qids, qv, dids, dv, args.tag)
+    dev = candidates(name, "dev", qids, qv, dids, dv, args.tag)
+    test = candidates(name, "test", qids, qv, dids, dv, args.tag)
     logger.info("candidates ready in %.1fs: train %d, dev %d, test %d", time.perf_counter() - t0, len(train), len(dev), len(test))
     baselines = fit_baselines(train, dev, target_recall=TARGET_RECALL)
     variants = {}
@@ -144,7 +144,8 @@ def wordnet(args) -> dict:
     best = max(variants, key=lambda v: variants[v]["dev"]["pr_auc"])
     ad = adapters[best]
     table, curves = evaluate_filtering(test, adapter=ad, baselines=baselines)
-    plot = plot_pr_curves(curves, OUT / "filtering-wordnet-test.png", title=f"WordNet test, top-{K}, adapter {best}")
+    plot = plot_pr_curves(curves, OUT / f"filtering{args.suffix}-wordnet-test.png",
+                          title=f"WordNet test, top-{K}, {meta['model']}, adapter {best}")
     # conformal threshold, for comparison
     conf = CosineAdapter.from_dict(ad.to_dict())
     conf_rep = conf.fit_threshold(dev, target_recall=TARGET_RECALL, method="conformal")
@@ -153,7 +154,7 @@ def wordnet(args) -> dict:
     if not args.no_e2e:
         lat["edge"] = end_to_end_latency(ad, dids, dtexts, dv, qv[[qids.index(q) for q in test.query_ids]], fp)
     return {
-        "dataset": name, "candidates": K, "target_recall": TARGET_RECALL, "encoder_backend": meta["backend"],
+        "dataset": name, "model": meta["model"], "fingerprint": fp, "candidates": K, "target_recall": TARGET_RECALL, "encoder_backend": meta["backend"],
         "queries": {"train": len(train), "dev": len(dev), "test": len(test)},
         "candidate_recall_test": float(np.nansum(test.labels.sum(1)) / np.nansum(test.relevant)),
         "variants": variants, "selected": best, "test": table,
@@ -165,8 +166,8 @@ def wordnet(args) -> dict:
 
 def python_faq(args) -> dict:
     name = "python-faq"
-    dids, _, dv, qids, _, qv, fp, meta = encoded(name)
-    data = candidates(name, "test", qids, qv, dids, dv)
+    dids, _, dv, qids, _, qv, fp, meta = encoded(name, args.encoder, args.tag)
+    data = candidates(name, "test", qids, qv, dids, dv, args.tag)
     folds = 5
     perm = np.random.default_rng(0).permutation(len(data))
     parts = np.array_split(perm, folds)
@@ -204,7 +205,7 @@ def python_faq(args) -> dict:
         row["ratio_pr_auc"] = row["adapter"]["pr_auc"] / row["cosine"]["pr_auc"]
         out[vname] = row
         logger.info("python-faq %s: adapter %.4f vs cosine %.4f", vname, row["adapter"]["pr_auc"], row["cosine"]["pr_auc"])
-    return {"dataset": name, "queries": len(data), "folds": folds, "variants": out,
+    return {"dataset": name, "model": meta["model"], "queries": len(data), "folds": folds, "variants": out,
             "candidate_recall": float(np.nansum(data.labels.sum(1)) / np.nansum(data.relevant))}
 
 
@@ -213,8 +214,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only the scores/linear and embedding/linear variants")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end Edge latency measurement")
     ap.add_argument("--only", choices=["wordnet", "python-faq"], default=None)
+    ap.add_argument("--model", default=None,
+                    help="encoder folder or name (default: the packaged all-MiniLM-L6-v2), e.g. a `tamis train` output")
+    ap.add_argument("--tag", default="", help="names the caches and outputs of a --model run (default: folder name)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.encoder = None
+    if args.model:
+        args.tag = args.tag or Path(args.model).name
+        args.encoder = load_encoder_fast(args.model)
+    args.suffix = f"-{args.tag}" if args.tag else ""
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "command": "python benchmarks/filtering.py " + " ".join(sys.argv[1:]),
               "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}"}
@@ -223,7 +232,7 @@ def main() -> None:
     if args.only in (None, "python-faq"):
         result["python_faq"] = python_faq(args)
     OUT.mkdir(exist_ok=True)
-    path = OUT / "filtering.json"
+    path = OUT / f"filtering{args.suffix}.json"
     path.write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps(result, indent=1, default=float))
 

@@ -54,6 +54,13 @@ def main() -> None:
     ap.add_argument("--workdir", default=str(OUT / "training"), help="models and caches go here")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--tag", default="", help="results go to benchmarks/out/training[-TAG].json")
+    ap.add_argument("--teacher-minutes", type=float, default=None, help="teacher's training cap (default: --minutes)")
+    ap.add_argument("--teacher-queries", type=int, default=0,
+                    help="distill/augmented: seeded sample of train queries the teacher labels (0: all)")
+    ap.add_argument("--random-batches", action="store_true",
+                    help="plain random batches instead of length-grouped ones (the default)")
+    ap.add_argument("--no-base", action="store_true", help="skip evaluating the base model (measured in another run)")
+    ap.add_argument("--max-seq-length", type=int, default=None, help="students' and teacher's token limit")
     args = ap.parse_args()
 
     from tamis._evaluate import evaluate_model
@@ -82,37 +89,44 @@ def main() -> None:
 
     common = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, max_minutes=args.minutes,
                   learning_rate=args.lr,
-                  cache_dir=str(cache), dev_queries=200, dev_documents=2000, progress=False, device="cpu")
+                  cache_dir=str(cache), dev_queries=200, dev_documents=2000, progress=False, device="cpu",
+                  max_seq_length=args.max_seq_length, group_by_length=not args.random_batches)
 
     def test_metrics(model: object) -> dict[str, float]:
         return evaluate_model(model, test, max_queries=args.test_queries or None, seed=args.seed, device="cpu")
 
     rows: dict[str, dict] = {}
-    t0 = time.perf_counter()
-    rows["base (all-MiniLM-L6-v2)"] = {"test": test_metrics(None), "train_seconds": 0.0,
-                                       "eval_seconds": time.perf_counter() - t0}
-    print("base", rows["base (all-MiniLM-L6-v2)"], flush=True)
+    if not args.no_base:
+        t0 = time.perf_counter()
+        rows["base (all-MiniLM-L6-v2)"] = {"test": test_metrics(None), "train_seconds": 0.0,
+                                           "eval_seconds": time.perf_counter() - t0}
+        print("base", rows["base (all-MiniLM-L6-v2)"], flush=True)
 
-    if args.teacher:
-        teacher_dir = Path(args.teacher)
+    methods = [m for m in args.methods.split(",") if m]
+    needs_teacher = bool({"distill", "augmented"} & set(methods)) or args.teacher_eval_queries > 0
+    teacher_dir = Path(args.teacher) if args.teacher else work / "teacher"
+    if not needs_teacher:
+        pass
+    elif args.teacher:
         rows["teacher (cross-encoder)"] = {"train_seconds": 0.0, "reused": str(teacher_dir)}
     else:
-        teacher_dir = work / "teacher"
         if teacher_dir.exists():
             shutil.rmtree(teacher_dir)
         t0 = time.perf_counter()
         tres = train_reranker(train, teacher_dir, num_negatives=args.teacher_negatives, mining_depth=30,
-                              **{**common, "learning_rate": max(args.lr, 5e-5)})
+                              **{**common, "learning_rate": max(args.lr, 5e-5),
+                                 "max_minutes": args.teacher_minutes or args.minutes})
         rows["teacher (cross-encoder)"] = {"train_seconds": time.perf_counter() - t0, "steps": tres.steps,
                                            "examples": tres.examples}
-    if args.teacher_eval_queries:
+    if needs_teacher and args.teacher_eval_queries:
         rows["teacher (cross-encoder)"]["rerank_top20"] = teacher_rerank(
             teacher_dir, test, args.teacher_eval_queries, args.seed, cache
         )
-    print("teacher", rows["teacher (cross-encoder)"], flush=True)
+    if needs_teacher:
+        print("teacher", rows["teacher (cross-encoder)"], flush=True)
 
-    for method in [m for m in args.methods.split(",") if m]:
-        out = work / method
+    for method in methods:
+        out = work / (f"{method}-{args.tag}" if args.tag else method)
         if out.exists():
             shutil.rmtree(out)
         extra: dict = {}
@@ -122,12 +136,18 @@ def main() -> None:
             extra = dict(teacher=str(teacher_dir), candidates=args.candidates, mining_depth=max(30, args.candidates))
         else:
             extra = dict(teacher=str(teacher_dir), silver_per_query=args.silver_per_query)
+        data = train
+        if method != "contrastive" and args.teacher_queries and len(train.qrels) > args.teacher_queries:
+            keep = sorted(train.qrels)
+            random.Random(args.seed).shuffle(keep)
+            data = TrainingData(root=root, split="train", corpus=corpus, queries=full.queries,
+                                qrels={q: train.qrels[q] for q in sorted(keep[: args.teacher_queries])})
         t0 = time.perf_counter()
-        res = train_bi_encoder(train, out, method=method, **extra, **common)
+        res = train_bi_encoder(data, out, method=method, **extra, **common)
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         metrics = test_metrics(str(out))
-        rows[method] = {"test": metrics, "train_seconds": train_s, "eval_seconds": time.perf_counter() - t1,
+        rows[method] = {"test": metrics, "train_seconds": train_s, "train_queries": len(data.qrels), "eval_seconds": time.perf_counter() - t1,
                         "steps": res.steps, "examples": res.examples, "dev_before": res.dev_before,
                         "dev_after": res.dev_after, "teacher_pairs": res.teacher_pairs_computed + res.teacher_pairs_reused}
         print(method, rows[method], flush=True)

@@ -11,6 +11,7 @@ unpickled: see ``tamis._checkpoints``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import logging
 import math
@@ -173,6 +174,11 @@ def _precision(cfg: Any, device: str) -> tuple[bool, bool]:
 
 
 def _trainer_args(cfg: Any, work: Path, device: str, n_examples: int, args_cls: type, **extra: Any) -> Any:
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    from tamis._sampler import LengthGroupedBatchSampler
+
+    extra.setdefault("batch_sampler", LengthGroupedBatchSampler if cfg.group_by_length else BatchSamplers.BATCH_SAMPLER)
     bf16, fp16 = _precision(cfg, device)
     steps_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
@@ -260,9 +266,10 @@ def train_reranker(
     """Train a cross-encoder (the teacher) on the train qrels of a BEIR folder.
 
     The model starts from any encoder checkpoint (default: the packaged all-MiniLM-L6-v2 with a
-    fresh one-output head); negatives are mined with a bi-encoder by sentence-transformers'
-    ``mine_hard_negatives``; the loss is BCE over (query, document, 0/1) pairs or ListNet over
-    each query's list. The folder appears at ``out`` only when complete.
+    fresh one-output head); each query gets ``num_negatives`` hard negatives sampled from a
+    bi-encoder's top ``mining_depth`` (sentence-transformers' ``mine_hard_negatives``) and
+    ``random_negatives`` drawn from the corpus; the loss is BCE over (query, document, 0/1) pairs
+    or ListNet over each query's list. The folder appears at ``out`` only when complete.
 
     Args:
         data: a BEIR folder (or `TrainingData`).
@@ -297,10 +304,20 @@ def train_reranker(
     rng = random.Random(cfg.seed)
     all_docs = list(td.corpus)
     positives = td.positives()
+    def negatives(q: str, pos: set[str]) -> list[str]:
+        window = [d for d, _ in drop_false_negatives(mined.get(q, []), skip_top=cfg.skip_top) if d not in pos]
+        negs = rng.sample(window, min(cfg.num_negatives, len(window)))
+        want = len(negs) + cfg.random_negatives
+        while len(negs) < want and len(all_docs) > len(pos) + len(negs):
+            d = rng.choice(all_docs)
+            if d not in pos and d not in negs:
+                negs.append(d)
+        return negs
+
     if cfg.loss == "bce":
         rows: dict[str, list[Any]] = {"query": [], "document": [], "label": []}
         for q, pos in positives.items():
-            negs = [d for d, _ in drop_false_negatives(mined.get(q, []), skip_top=cfg.skip_top)][: cfg.num_negatives]
+            negs = negatives(q, set(pos))
             for d, lab in [(p, 1.0) for p in pos] + [(n, 0.0) for n in negs]:
                 rows["query"].append(td.queries[q])
                 rows["document"].append(td.corpus[d])
@@ -309,11 +326,7 @@ def train_reranker(
     else:
         rows = {"query": [], "docs": [], "labels": []}
         for q, pos in positives.items():
-            negs = [d for d, _ in drop_false_negatives(mined.get(q, []), skip_top=cfg.skip_top)][: cfg.num_negatives]
-            while len(negs) < cfg.num_negatives and len(all_docs) > len(pos) + len(negs):
-                d = rng.choice(all_docs)
-                if d not in pos and d not in negs:
-                    negs.append(d)
+            negs = negatives(q, set(pos))
             rows["query"].append(td.queries[q])
             rows["docs"].append([td.corpus[d] for d in list(pos) + negs])
             rows["labels"].append([1.0] * len(pos) + [0.0] * len(negs))
@@ -330,7 +343,7 @@ def train_reranker(
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load {cfg.base or 'all-MiniLM-L6-v2'!r} as a cross-encoder: {exc}") from exc
     if cfg.loss == "bce":
-        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(cfg.num_negatives)))
+        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(cfg.num_negatives + cfg.random_negatives)))
     else:
         loss = ListNetLoss(model)
     key = {"kind": "cross-encoder", "config": cfg.to_dict(), "data": td.fingerprint(), "base": source}
@@ -446,13 +459,16 @@ def train_bi_encoder(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
+    from tamis._sampler import LengthGroupedBatchSampler
+
     key = {
         "kind": "bi-encoder", "config": cfg.to_dict(), "data": td.fingerprint(), "base": enc.fingerprint,
         "teacher": teacher.fingerprint if teacher else None,
     }
     work = _work_dir(out, key)
-    args = _trainer_args(cfg, work, device, n_examples, SentenceTransformerTrainingArguments,
-                         batch_sampler=BatchSamplers.NO_DUPLICATES)
+    sampler = (functools.partial(LengthGroupedBatchSampler, no_duplicates=True) if cfg.group_by_length
+               else BatchSamplers.NO_DUPLICATES)
+    args = _trainer_args(cfg, work, device, n_examples, SentenceTransformerTrainingArguments, batch_sampler=sampler)
     trainer = safe_checkpoints(SentenceTransformerTrainer)(
         model=model, args=args, train_dataset=ds, loss=loss, callbacks=_time_limit_callback(cfg.max_minutes)
     )

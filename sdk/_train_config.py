@@ -73,6 +73,10 @@ class _Common:
     precision: Precision = "auto"
     """``auto``: bf16 autocast on CUDA GPUs that support it, else fp16 on CUDA, fp32 elsewhere."""
 
+    group_by_length: bool = True
+    """Batch examples of similar length together, drawn at random from pools of 50 batches: much
+    less padding (about 2-3x faster steps on short, uneven texts); False: plain random batches."""
+
     checkpoint_steps: int = 500
     """Save a resumable checkpoint every this many steps (an interrupted run resumes from it)."""
 
@@ -237,7 +241,12 @@ class RerankerConfig(_Common):
     """The bi-encoder that mines hard negatives (hub name or folder); None: the packaged all-MiniLM-L6-v2."""
 
     num_negatives: int = 5
-    """Hard negatives per query."""
+    """Hard negatives per query, sampled at random from the miner's ranks ``skip_top + 1 .. mining_depth``."""
+
+    random_negatives: int = 2
+    """Negatives per query drawn at random from the corpus. A teacher shown only hard negatives can
+    learn the shortcut "close to the query means irrelevant" (the positive is close too) and rank
+    worse than chance; random ones teach it that unrelated documents are irrelevant first."""
 
     mining_depth: int = 30
     """How many nearest documents per query the miner looks at."""
@@ -255,7 +264,7 @@ class RerankerConfig(_Common):
         self._validate_common()
         _check_choice("loss", self.loss, RerankerLoss)
         _check_positive(self, "num_negatives", "mining_depth")
-        _check_positive(self, "skip_top", allow_zero=True)
+        _check_positive(self, "skip_top", "random_negatives", allow_zero=True)
         if self.mining_depth < self.num_negatives + self.skip_top:
             raise ConfigError(
                 f"mining_depth={self.mining_depth} must be at least num_negatives + skip_top "

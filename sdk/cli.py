@@ -540,6 +540,10 @@ MaxMinutesOpt = Annotated[float | None, typer.Option("--max-minutes", help="Stop
 MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimiser steps.")]
 PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="auto | fp32 | fp16 | bf16 (auto: bf16/fp16 on CUDA).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+GroupOpt = Annotated[bool, typer.Option(
+    "--group-by-length/--random-batches",
+    help="Batch examples of similar length (less padding, faster) or plain random batches.",
+)]
 
 
 @app.command("train-reranker")
@@ -550,6 +554,7 @@ def train_reranker_cmd(
     loss: Annotated[str | None, typer.Option("--loss", help="bce | listwise.")] = None,
     miner: Annotated[str | None, typer.Option("--miner", help="Bi-encoder that mines hard negatives (default: all-MiniLM-L6-v2).")] = None,
     num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="Hard negatives per query.")] = None,
+    random_negatives: Annotated[int | None, typer.Option("--random-negatives", help="Random negatives per query.")] = None,
     epochs: EpochsOpt = None,
     batch_size: BatchOpt = None,
     lr: LrOpt = None,
@@ -558,6 +563,7 @@ def train_reranker_cmd(
     max_minutes: MaxMinutesOpt = None,
     max_steps: MaxStepsOpt = None,
     precision: PrecisionOpt = None,
+    group_by_length: GroupOpt = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -569,9 +575,11 @@ def train_reranker_cmd(
 
     try:
         cfg = config_from(
-            RerankerConfig, base=base, loss=loss, miner=miner, num_negatives=num_negatives, epochs=epochs,
+            RerankerConfig, base=base, loss=loss, miner=miner, num_negatives=num_negatives,
+            random_negatives=random_negatives, epochs=epochs,
             batch_size=batch_size, learning_rate=lr, seed=seed, max_train_queries=max_train_queries,
             max_minutes=max_minutes, max_steps=max_steps, precision=precision, device=device,
+            group_by_length=group_by_length,
         )
         with _stdout_for_json(json_out):
             result = train_reranker(data, out_dir, cfg)
@@ -603,6 +611,7 @@ def train_cmd(
     max_minutes: MaxMinutesOpt = None,
     max_steps: MaxStepsOpt = None,
     precision: PrecisionOpt = None,
+    group_by_length: GroupOpt = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -625,7 +634,7 @@ def train_cmd(
             num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
             matryoshka_dims=dims, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
             max_train_queries=max_train_queries, max_minutes=max_minutes, max_steps=max_steps,
-            precision=precision, device=device,
+            precision=precision, device=device, group_by_length=group_by_length,
         )
         with _stdout_for_json(json_out):
             result = train_bi_encoder(data, out_dir, cfg)

@@ -53,6 +53,21 @@ def test_reranker_is_a_plain_cross_encoder(teacher: Path) -> None:
     _no_leftovers(teacher.parent)
 
 
+def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    """Each query gets num_negatives hard + random_negatives random documents (BCE rows: 1 + both)."""
+    from tamis._train import train_reranker
+    from tamis._train_data import load_training_data
+
+    positives = load_training_data(beir, "train").positives()
+    for hard, rand in ((2, 0), (2, 3)):
+        out = tmp_path / f"t{hard}{rand}"
+        res = train_reranker(beir, out, base=str(tiny), miner=str(tiny), num_negatives=hard, random_negatives=rand,
+                             mining_depth=8, max_steps=1, **FAST)
+        assert res.examples == sum(len(p) + hard + rand for p in positives.values())
+    with pytest.raises(ConfigError, match="random_negatives"):
+        train_reranker(beir, tmp_path / "bad", base=str(tiny), random_negatives=-1, **FAST)
+
+
 @pytest.mark.slow
 def test_reranker_listwise(tmp_path: Path, tiny: Path, beir: Path) -> None:
     from sentence_transformers import CrossEncoder
