@@ -145,7 +145,7 @@ def wordnet(args) -> dict:
     ad = adapters[best]
     table, curves = evaluate_filtering(test, adapter=ad, baselines=baselines)
     plot = plot_pr_curves(curves, OUT / f"filtering{args.suffix}-wordnet-test.png",
-                          title=f"WordNet test, top-{K}, {meta['model']}, adapter {best}")
+                          title=f"WordNet test, top-{K}, {Path(str(meta['model'])).name}, adapter {best}")
     # conformal threshold, for comparison
     conf = CosineAdapter.from_dict(ad.to_dict())
     conf_rep = conf.fit_threshold(dev, target_recall=TARGET_RECALL, method="conformal")

@@ -2,7 +2,8 @@
 
 sentence-transformers pads every text column of a batch to its longest text. With short, uneven
 texts (definitions, questions, titles) a random batch of 64 pads to about three times the mean
-length, and the CPU or GPU spends most of each step on padding. `LengthGroupedBatchSampler`
+length, and the CPU or GPU spends most of each step on padding (WordNet pairs: 14 tokens on average,
+~43 per column after padding; ~25 with these batches). `LengthGroupedBatchSampler`
 draws a random pool of ``pool_batches`` batches, sorts the pool by length, cuts it into batches and
 shuffles the batch order: batches stay random samples of the data (in-batch negatives come from
 a random pool of thousands of examples), but texts in a batch have similar lengths.

@@ -74,8 +74,8 @@ class _Common:
     """``auto``: bf16 autocast on CUDA GPUs that support it, else fp16 on CUDA, fp32 elsewhere."""
 
     group_by_length: bool = True
-    """Batch examples of similar length together, drawn at random from pools of 50 batches: much
-    less padding (about 2-3x faster steps on short, uneven texts); False: plain random batches."""
+    """Batch examples of similar length together, drawn at random from pools of 50 batches: less
+    padding (1.57x more steps per minute on WordNet definitions); False: plain random batches."""
 
     checkpoint_steps: int = 500
     """Save a resumable checkpoint every this many steps (an interrupted run resumes from it)."""
