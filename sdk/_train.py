@@ -20,6 +20,7 @@ import random
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,31 +357,38 @@ def train_reranker(
     state = trainer.train(resume_from_checkpoint=resume)
     model.model.eval()
 
-    tmp = out.parent / f".{out.name}.tamis-tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        model.save_pretrained(str(tmp))
-        result = TrainResult(
-            path=out, kind="cross-encoder", method=cfg.loss, examples=len(ds), steps=int(state.global_step),
-            seconds=time.perf_counter() - t0, resumed_from=resume,
-        )
-        meta = {
+    result = TrainResult(
+        path=out, kind="cross-encoder", method=cfg.loss, examples=len(ds), steps=int(state.global_step),
+        seconds=0.0, resumed_from=resume,
+    )
+
+    def meta() -> dict[str, Any]:
+        result.seconds = time.perf_counter() - t0
+        return {
             "kind": "cross-encoder", "method": cfg.loss, "tamis_version": __version__, "created": _now(),
             "data": {"path": str(td.root), "split": td.split, "queries": len(positives), "fingerprint": td.fingerprint()},
             "base": cfg.base or "all-MiniLM-L6-v2", "settings": cfg.to_dict(), "result": result.to_dict(),
         }
-        _finish_model_folder(tmp, out, meta)
+
+    _save_model_folder(out, work, model.save_pretrained, meta)
+    return result
+
+
+def _save_model_folder(out: Path, work: Path, save: Callable[[str], Any], meta: Callable[[], dict[str, Any]]) -> None:
+    """``save`` the model into a temporary folder next to ``out``, add the tamis marker and the model
+    card (``meta()``, called after saving), publish it as ``out``, then drop the checkpoint folder
+    ``work``. On any failure the temporary folder goes and ``out`` is untouched."""
+    tmp = out.parent / f".{out.name}.tamis-tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        save(str(tmp))
+        info = meta()
+        (tmp / MARKER).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+        (tmp / "README.md").write_text(_card(info), encoding="utf-8")
+        _publish(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
-    return result
-
-
-def _finish_model_folder(tmp: Path, out: Path, meta: dict[str, Any]) -> None:
-    """Write the tamis marker and the model card into ``tmp``, then publish it as ``out``."""
-    (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-    (tmp / "README.md").write_text(_card(meta), encoding="utf-8")
-    _publish(tmp, out)
 
 
 # -- the student ----------------------------------------------------------------------------------
@@ -485,11 +493,10 @@ def train_bi_encoder(
         teacher_pairs_computed=teacher.computed if teacher else 0,
         teacher_pairs_reused=teacher.reused if teacher else 0, teacher_check=teacher_check,
     )
-    tmp = out.parent / f".{out.name}.tamis-tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        model.save(str(tmp))
+
+    def meta() -> dict[str, Any]:
         result.seconds = time.perf_counter() - t0
-        meta = {
+        return {
             "kind": "bi-encoder", "method": cfg.method, "tamis_version": __version__, "created": _now(),
             "data": {
                 "path": str(td.root), "split": td.split, "queries": len(td.positives()),
@@ -503,11 +510,8 @@ def train_bi_encoder(
             "loss": type(loss).__name__ if not isinstance(loss, dict) else {k: type(v).__name__ for k, v in loss.items()},
             "settings": cfg.to_dict(), "result": result.to_dict(),
         }
-        _finish_model_folder(tmp, out, meta)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(work, ignore_errors=True)
+
+    _save_model_folder(out, work, model.save, meta)
     return result
 
 
