@@ -66,6 +66,8 @@ def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir
         assert res.examples == sum(len(p) + hard + rand for p in positives.values())
     with pytest.raises(ConfigError, match="random_negatives"):
         train_reranker(beir, tmp_path / "bad", base=str(tiny), random_negatives=-1, **FAST)
+    assert not (tmp_path / "bad").exists()
+    _no_leftovers(tmp_path)
 
 
 @pytest.mark.slow
