@@ -61,6 +61,14 @@ def main() -> None:
                     help="plain random batches instead of length-grouped ones (the default)")
     ap.add_argument("--no-base", action="store_true", help="skip evaluating the base model (measured in another run)")
     ap.add_argument("--max-seq-length", type=int, default=None, help="students' and teacher's token limit")
+    ap.add_argument("--teacher-base", default=None,
+                    help="encoder the teacher starts from (default: the packaged MiniLM), e.g. a contrastive student")
+    ap.add_argument("--teacher-lr", type=float, default=None, help="teacher's learning rate (default: max(--lr, 5e-5))")
+    ap.add_argument("--infonce-weight", type=float, default=None, help="distill: weight of the InfoNCE term")
+    ap.add_argument("--rerank-from", default=None,
+                    help="teacher check: re-rank this bi-encoder's top 20 (default: base MiniLM), e.g. the contrastive student")
+    ap.add_argument("--directions", default="query_to_doc,doc_to_query,query_to_query,doc_to_doc",
+                    help="contrastive loss directions, comma-separated (all four: GTE's improved contrastive loss)")
     args = ap.parse_args()
 
     from tamis._evaluate import evaluate_model
@@ -104,7 +112,7 @@ def main() -> None:
 
     methods = [m for m in args.methods.split(",") if m]
     needs_teacher = bool({"distill", "augmented"} & set(methods)) or args.teacher_eval_queries > 0
-    teacher_dir = Path(args.teacher) if args.teacher else work / "teacher"
+    teacher_dir = Path(args.teacher) if args.teacher else work / (f"teacher-{args.tag}" if args.tag else "teacher")
     if not needs_teacher:
         pass
     elif args.teacher:
@@ -114,13 +122,14 @@ def main() -> None:
             shutil.rmtree(teacher_dir)
         t0 = time.perf_counter()
         tres = train_reranker(train, teacher_dir, num_negatives=args.teacher_negatives, mining_depth=30,
-                              **{**common, "learning_rate": max(args.lr, 5e-5),
+                              base=args.teacher_base,
+                              **{**common, "learning_rate": args.teacher_lr or max(args.lr, 5e-5),
                                  "max_minutes": args.teacher_minutes or args.minutes})
         rows["teacher (cross-encoder)"] = {"train_seconds": time.perf_counter() - t0, "steps": tres.steps,
                                            "examples": tres.examples}
     if needs_teacher and args.teacher_eval_queries:
         rows["teacher (cross-encoder)"]["rerank_top20"] = teacher_rerank(
-            teacher_dir, test, args.teacher_eval_queries, args.seed, cache
+            teacher_dir, test, args.teacher_eval_queries, args.seed, cache, args.rerank_from
         )
     if needs_teacher:
         print("teacher", rows["teacher (cross-encoder)"], flush=True)
@@ -131,11 +140,15 @@ def main() -> None:
             shutil.rmtree(out)
         extra: dict = {}
         if method == "contrastive":
-            extra = dict(num_negatives=1, skip_top=0)
+            extra = dict(num_negatives=1, skip_top=0, directions=tuple(args.directions.split(",")))
         elif method == "distill":
-            extra = dict(teacher=str(teacher_dir), candidates=args.candidates, mining_depth=max(30, args.candidates))
+            extra = dict(teacher=str(teacher_dir), candidates=args.candidates, mining_depth=max(30, args.candidates),
+                         directions=tuple(args.directions.split(",")))
+            if args.infonce_weight is not None:
+                extra["infonce_weight"] = args.infonce_weight
         else:
-            extra = dict(teacher=str(teacher_dir), silver_per_query=args.silver_per_query)
+            extra = dict(teacher=str(teacher_dir), silver_per_query=args.silver_per_query,
+                         directions=tuple(args.directions.split(",")))
         data = train
         if method != "contrastive" and args.teacher_queries and len(train.qrels) > args.teacher_queries:
             keep = sorted(train.qrels)
@@ -169,9 +182,11 @@ def main() -> None:
         print(f"| {name} | {cells[0]} | {cells[1]} | {r['train_seconds'] / 60:.1f} min |")
 
 
-def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Path) -> dict[str, float]:
-    """Teacher quality: nDCG@10 etc. of the base model's top 20 before and after the teacher re-ranks them
-    (on a seeded sample of ``n`` test queries; a judged document outside the top 20 stays missed)."""
+def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Path,
+                   first_stage: str | None = None) -> dict[str, float]:
+    """Teacher quality: nDCG@10 etc. of a bi-encoder's top 20 (``first_stage``; default base MiniLM) before
+    and after the teacher re-ranks them (on a seeded sample of ``n`` test queries; a judged document outside
+    the top 20 stays missed)."""
     from tamis._encoder import BiEncoder
     from tamis._evaluate import exact_search
     from tamis._metrics import ir_metrics
@@ -182,7 +197,7 @@ def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Pa
     random.Random(seed).shuffle(ids)
     qrels = {q: qrels[q] for q in ids[:n]}
     queries = {q: test.queries[q] for q in qrels}  # type: ignore[attr-defined]
-    run = exact_search(BiEncoder(None, device="cpu").model, test.corpus, queries, k=20)  # type: ignore[attr-defined]
+    run = exact_search(BiEncoder(first_stage, device="cpu").model, test.corpus, queries, k=20)  # type: ignore[attr-defined]
     scorer = TeacherScorer(teacher_dir, cache_dir=cache, device="cpu")
     pairs = [(q, d) for q, docs in run.items() for d in docs]
     logits = scorer.logits([(queries[q], test.corpus[d]) for q, d in pairs])  # type: ignore[attr-defined]
@@ -190,7 +205,7 @@ def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Pa
     for (q, d), s in zip(pairs, logits, strict=True):
         rerun.setdefault(q, {})[d] = float(s)
     before, after = ir_metrics(run, qrels), ir_metrics(rerun, qrels)
-    return {"queries": len(qrels), "base_ndcg@10": before["nDCG@10"], "teacher_ndcg@10": after["nDCG@10"],
+    return {"queries": len(qrels), "first_stage": first_stage or "all-MiniLM-L6-v2", "base_ndcg@10": before["nDCG@10"], "teacher_ndcg@10": after["nDCG@10"],
             "base_mrr@10": before["MRR@10"], "teacher_mrr@10": after["MRR@10"]}
 
 

@@ -35,11 +35,12 @@ class ListwiseDistillLoss(nn.Module):
         teacher_temperature: CADET uses 0.3.
         student_temperature: CADET uses 0.05.
         infonce_weight: CADET uses 0.1.
+        directions: the InfoNCE term's softmax directions (MultipleNegativesRankingLoss ``directions``).
     """
 
     def __init__(
         self, model: Any, *, teacher_temperature: float = 0.3, student_temperature: float = 0.05,
-        infonce_weight: float = 0.1,
+        infonce_weight: float = 0.1, directions: tuple[str, ...] = ("query_to_doc",),
     ) -> None:
         super().__init__()
         self.model = model
@@ -50,7 +51,10 @@ class ListwiseDistillLoss(nn.Module):
             model, similarity_fct=pairwise_cos_sim, student_temperature=student_temperature,
             teacher_temperature=teacher_temperature,
         )
-        self.infonce = MultipleNegativesRankingLoss(model, scale=1.0 / student_temperature)
+        self.directions = tuple(directions)
+        self.infonce = MultipleNegativesRankingLoss(
+            model, scale=1.0 / student_temperature, directions=self.directions  # type: ignore[arg-type]
+        )
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         embeddings = embed_columns(self.model, sentence_features)
@@ -69,4 +73,5 @@ class ListwiseDistillLoss(nn.Module):
             "teacher_temperature": self.teacher_temperature,
             "student_temperature": self.student_temperature,
             "infonce_weight": self.infonce_weight,
+            "directions": list(self.directions),
         }

@@ -33,6 +33,7 @@ from tamis._train_data import (
     Candidates,
     TeacherScorer,
     TrainingData,
+    drop_copies_of_positives,
     drop_false_negatives,
     load_training_data,
     mine_candidates,
@@ -306,7 +307,8 @@ def train_reranker(
     all_docs = list(td.corpus)
     positives = td.positives()
     def negatives(q: str, pos: set[str]) -> list[str]:
-        window = [d for d, _ in drop_false_negatives(mined.get(q, []), skip_top=cfg.skip_top) if d not in pos]
+        cands = drop_copies_of_positives(mined.get(q, []), pos, td.corpus)
+        window = [d for d, _ in drop_false_negatives(cands, skip_top=cfg.skip_top)]
         negs = rng.sample(window, min(cfg.num_negatives, len(window)))
         want = len(negs) + cfg.random_negatives
         while len(negs) < want and len(all_docs) > len(pos) + len(negs):
@@ -597,7 +599,7 @@ def _contrastive_data(td: TrainingData, mined: Candidates, teacher: TeacherScore
     cols: dict[str, list[str]] = {"anchor": [], "positive": []} | {f"negative_{i + 1}": [] for i in range(cfg.num_negatives)}
     dropped = 0
     for q, pos in positives.items():
-        cands = mined.get(q, [])
+        cands = drop_copies_of_positives(mined.get(q, []), pos, td.corpus)
         for p in pos:
             if teacher is not None:
                 kept = drop_false_negatives(
@@ -628,7 +630,8 @@ def _distill_data(td: TrainingData, mined: Candidates, teacher: TeacherScorer | 
     lists: list[tuple[str, list[str]]] = []
     for q, pos in td.positives().items():
         for p in pos:
-            negs = _pad_negatives([d for d, _ in mined.get(q, []) if d not in pos], n_neg, set(pos), docs, rng)
+            cands = drop_copies_of_positives(mined.get(q, []), pos, td.corpus)
+            negs = _pad_negatives([d for d, _ in cands], n_neg, set(pos), docs, rng)
             lists.append((q, [p, *negs]))
     pairs = [(td.queries[q], td.corpus[d]) for q, ds in lists for d in ds]
     logits = teacher.logits(pairs).reshape(len(lists), cfg.candidates)
@@ -685,9 +688,10 @@ def _student_loss(model: Any, cfg: TrainConfig) -> Any:
     from sentence_transformers.sentence_transformer import losses
 
     def mnrl() -> Any:
+        kw = {"scale": cfg.scale, "directions": tuple(cfg.directions)}
         if cfg.mini_batch_size:
-            return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=cfg.mini_batch_size)
-        return losses.MultipleNegativesRankingLoss(model)
+            return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=cfg.mini_batch_size, **kw)
+        return losses.MultipleNegativesRankingLoss(model, **kw)
 
     if cfg.method == "contrastive":
         loss: Any = mnrl()
@@ -701,7 +705,7 @@ def _student_loss(model: Any, cfg: TrainConfig) -> Any:
 
             loss = ListwiseDistillLoss(
                 model, teacher_temperature=cfg.teacher_temperature, student_temperature=cfg.student_temperature,
-                infonce_weight=cfg.infonce_weight,
+                infonce_weight=cfg.infonce_weight, directions=tuple(cfg.directions),
             )
     else:
         loss = {"gold": mnrl(), "silver": losses.CoSENTLoss(model)}

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ __all__ = [
     "Candidates",
     "TeacherScorer",
     "TrainingData",
+    "drop_copies_of_positives",
     "drop_false_negatives",
     "is_cross_encoder_folder",
     "load_training_data",
@@ -208,6 +209,24 @@ def drop_false_negatives(
         return list(candidates[skip_top:])
     limit = positive_probability - margin
     return [(d, s) for d, s in candidates if teacher_probability[d] <= limit]
+
+
+def drop_copies_of_positives(
+    candidates: Sequence[tuple[str, float]], positives: Iterable[str], corpus: Mapping[str, str]
+) -> list[tuple[str, float]]:
+    """Candidate negatives whose text is not identical to a positive's (nor a positive itself).
+
+    A document with exactly the text of a positive is exactly as relevant: as a negative it would
+    ask the model to score the same pair both high and low (WordNet, for one, has distinct senses
+    with the same lemmas and no examples).
+
+    Example:
+        >>> drop_copies_of_positives([("a", .9), ("b", .8), ("p", .7)], ["p"], {"a": "mourn", "b": "grieve", "p": "mourn"})
+        [('b', 0.8)]
+    """
+    pos = set(positives)
+    texts = {corpus[p] for p in pos if p in corpus}
+    return [(d, s) for d, s in candidates if d not in pos and corpus.get(d) not in texts]
 
 
 # -- the teacher ------------------------------------------------------------------------------------

@@ -598,8 +598,13 @@ def train_cmd(
     base: Annotated[str | None, typer.Option("--base", help="Bi-encoder to start from (default: all-MiniLM-L6-v2).")] = None,
     distill_loss: Annotated[str | None, typer.Option("--distill-loss", help="listwise (CADET KL) | margin_mse.")] = None,
     candidates: Annotated[int | None, typer.Option("--candidates", help="distill: documents per candidate list.")] = None,
+    infonce_weight: Annotated[float | None, typer.Option(
+        "--infonce-weight", help="distill (listwise): weight of the InfoNCE term on the gold pairs (CADET: 0.1).")] = None,
     num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="contrastive: hard negatives per query.")] = None,
     mini_batch_size: Annotated[int | None, typer.Option("--mini-batch-size", help="Use CachedMNRL with this mini-batch.")] = None,
+    directions: Annotated[str | None, typer.Option(
+        "--directions", help="Contrastive softmax directions, comma-separated from query_to_doc, doc_to_query, "
+        "query_to_query, doc_to_doc; 'all' for the four (GTE's improved contrastive loss).")] = None,
     skip_top: Annotated[int | None, typer.Option("--skip-top", help="False-negative guard without a teacher: skip these top ranks.")] = None,
     lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (merged into the saved model).")] = False,
     matryoshka: Annotated[str | None, typer.Option("--matryoshka", help="Matryoshka dimensions, e.g. 384,256,128,64.")] = None,
@@ -629,10 +634,15 @@ def train_cmd(
                 dims = tuple(int(x) for x in matryoshka.split(",") if x.strip())
             except ValueError as exc:
                 raise ConfigError(f"--matryoshka takes comma-separated integers, got {matryoshka!r}") from exc
+        dirs = None
+        if directions:
+            dirs = (("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc") if directions.strip() == "all"
+                    else tuple(x.strip() for x in directions.split(",") if x.strip()))
         cfg = config_from(
             TrainConfig, method=method, teacher=teacher, base=base, distill_loss=distill_loss, candidates=candidates,
+            infonce_weight=infonce_weight,
             num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
-            matryoshka_dims=dims, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+            matryoshka_dims=dims, directions=dirs, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
             max_train_queries=max_train_queries, max_minutes=max_minutes, max_steps=max_steps,
             precision=precision, device=device, group_by_length=group_by_length,
         )

@@ -154,6 +154,35 @@ def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None
     assert td.corpus["fruit-0-copy"] not in ds["negative_1"]
 
 
+def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
+    """A document with the positive's exact text (WordNet: two senses, same lemmas, no examples) would ask
+    the model to score one pair both high and low: every recipe drops it from the negatives."""
+    from tamis._train import _contrastive_data, _distill_data
+    from tamis._train_config import TrainConfig
+    from tamis._train_data import drop_copies_of_positives, load_training_data
+
+    td = load_training_data(beir, "train")
+    q = "q-fruit-0"
+    td.corpus["fruit-0-twin"] = td.corpus["fruit-0"]
+    mined = {q_: [("vehicle-1", 0.2), ("weather-1", 0.1), ("music-1", 0.05)] for q_ in td.positives()}
+    mined[q] = [("fruit-0-twin", 0.99), ("vehicle-1", 0.2), ("weather-1", 0.1), ("music-1", 0.05)]
+    assert [d for d, _ in drop_copies_of_positives(mined[q], ["fruit-0"], td.corpus)] == [
+        "vehicle-1", "weather-1", "music-1"]
+
+    ds, _ = _contrastive_data(td, mined, None, TrainConfig(num_negatives=1, mining_depth=8))
+    row = next(r for r in ds if r["anchor"] == td.queries[q])
+    assert row["negative_1"] == td.corpus["vehicle-1"]
+
+    class _Flat:
+        def logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+            return np.zeros(len(pairs), dtype=np.float32)
+
+    cfg = TrainConfig(method="distill", teacher="unused", candidates=3, mining_depth=8)
+    dd, _ = _distill_data(td, mined, _Flat(), cfg)  # type: ignore[arg-type]
+    row = next(r for r in dd if r["query"] == td.queries[q])
+    assert [row["document_1"], row["document_2"]] == [td.corpus["vehicle-1"], td.corpus["weather-1"]]
+
+
 # -- teacher scores are cached; a resumed run does not recompute them ----------------------------------
 def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
     from tamis._train import train_bi_encoder
@@ -291,6 +320,32 @@ def test_config_errors_name_the_options() -> None:
         TrainConfig(method="distill")
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="'query_to_doc', 'doc_to_query'"):
+        TrainConfig(directions=("query_to_doc", "sideways"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="must include 'query_to_doc'"):
+        TrainConfig(directions=("doc_to_query",))
+    with pytest.raises(ConfigError, match="scale"):
+        TrainConfig(scale=0)
+    assert TrainConfig(directions="query_to_doc").directions == ("query_to_doc",)  # type: ignore[arg-type]
+
+
+def test_contrastive_loss_takes_the_configured_directions(tmp_path: Path, tiny: Path, beir: Path) -> None:
+    """GTE-style directions reach the loss, the run trains, and the card records them."""
+    from sentence_transformers import SentenceTransformer
+
+    from tamis._train import _student_loss, train_bi_encoder
+    from tamis._train_config import TrainConfig
+
+    st = SentenceTransformer(str(tiny), device="cpu")
+    dirs = ("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc")
+    loss = _student_loss(st, TrainConfig(directions=dirs, scale=30.0))
+    assert tuple(loss.directions) == dirs and loss.scale == 30.0
+    cached = _student_loss(st, TrainConfig(directions=dirs[:2], mini_batch_size=4))
+    assert type(cached).__name__ == "CachedMultipleNegativesRankingLoss" and tuple(cached.directions) == dirs[:2]
+    out = tmp_path / "sym"
+    result = train_bi_encoder(beir, out, base=str(tiny), mining_depth=8, directions=dirs, **FAST)
+    assert result.steps > 0
+    assert json.loads((out / "tamis_model.json").read_text())["settings"]["directions"] == list(dirs)
 
 
 # -- the CLI -------------------------------------------------------------------------------------------
@@ -311,6 +366,13 @@ def test_cli_train_and_eval_model(tmp_path: Path, tiny: Path, beir: Path) -> Non
     assert payload["queries"] == 6 and 0 <= payload["ranking"]["nDCG@10"] <= 1
     res = runner.invoke(app, ["train", str(beir), "--out", str(tmp_path / "d"), "--method", "distill"])
     assert res.exit_code == 2 and "needs a teacher" in res.output
+    res = runner.invoke(app, ["train", str(beir), "--out", str(tmp_path / "s"), "--base", str(tiny), "--max-steps", "1",
+                              "--batch-size", "8", "--directions", "query_to_doc,doc_to_query", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "s" / "tamis_model.json").read_text())["settings"]["directions"] == [
+        "query_to_doc", "doc_to_query"]
+    res = runner.invoke(app, ["train", str(beir), "--out", str(tmp_path / "x"), "--directions", "sideways"])
+    assert res.exit_code == 2 and "directions" in res.output and not (tmp_path / "x").exists()
 
 
 # -- resumable checkpoints: JSON + safetensors only, never unpickled -------------------------------
