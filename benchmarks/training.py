@@ -28,10 +28,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, dataset, machine, save_json  # noqa: E402
+
+from tamis._train_config import Direction  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +70,7 @@ def main() -> None:
     ap.add_argument("--infonce-weight", type=float, default=None, help="distill: weight of the InfoNCE term")
     ap.add_argument("--rerank-from", default=None,
                     help="teacher check: re-rank this bi-encoder's top 20 (default: base MiniLM), e.g. the contrastive student")
-    ap.add_argument("--directions", default="query_to_doc,doc_to_query,query_to_query,doc_to_doc",
+    ap.add_argument("--directions", default=",".join(get_args(Direction)),
                     help="contrastive loss directions, comma-separated (all four: GTE's improved contrastive loss)")
     args = ap.parse_args()
 
@@ -140,15 +143,14 @@ def main() -> None:
             shutil.rmtree(out)
         extra: dict = {}
         if method == "contrastive":
-            extra = dict(num_negatives=1, skip_top=0, directions=tuple(args.directions.split(",")))
+            extra = dict(num_negatives=1, skip_top=0)
         elif method == "distill":
-            extra = dict(teacher=str(teacher_dir), candidates=args.candidates, mining_depth=max(30, args.candidates),
-                         directions=tuple(args.directions.split(",")))
+            extra = dict(teacher=str(teacher_dir), candidates=args.candidates, mining_depth=max(30, args.candidates))
             if args.infonce_weight is not None:
                 extra["infonce_weight"] = args.infonce_weight
         else:
-            extra = dict(teacher=str(teacher_dir), silver_per_query=args.silver_per_query,
-                         directions=tuple(args.directions.split(",")))
+            extra = dict(teacher=str(teacher_dir), silver_per_query=args.silver_per_query)
+        extra["directions"] = tuple(args.directions.split(","))
         data = train
         if method != "contrastive" and args.teacher_queries and len(train.qrels) > args.teacher_queries:
             keep = sorted(train.qrels)

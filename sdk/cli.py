@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
@@ -625,7 +625,7 @@ def train_cmd(
     _setup_logging(verbose)
     from tamis._errors import ConfigError
     from tamis._train import train_bi_encoder
-    from tamis._train_config import TrainConfig, config_from
+    from tamis._train_config import Direction, TrainConfig, config_from
 
     try:
         dims = None
@@ -636,7 +636,7 @@ def train_cmd(
                 raise ConfigError(f"--matryoshka takes comma-separated integers, got {matryoshka!r}") from exc
         dirs = None
         if directions:
-            dirs = (("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc") if directions.strip() == "all"
+            dirs = (get_args(Direction) if directions.strip() == "all"
                     else tuple(x.strip() for x in directions.split(",") if x.strip()))
         cfg = config_from(
             TrainConfig, method=method, teacher=teacher, base=base, distill_loss=distill_loss, candidates=candidates,
