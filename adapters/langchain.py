@@ -8,7 +8,7 @@ LangChain's default ``ainvoke`` runs the sync method in an executor, one thread 
 call per query; 100 concurrent queries then cost 100 forward passes fighting over the same cores.
 `TamisRetriever` implements ``_aget_relevant_documents`` natively instead:
 
-* concurrent ``ainvoke`` calls on one retriever are coalesced by a `tamis._batching.MicroBatcher`:
+* concurrent ``ainvoke`` calls on one retriever are coalesced by a `tamis.serving._batching.MicroBatcher`:
   the queries that arrive while the previous batch runs are encoded in **one** forward pass and
   searched in **one** batched store call (``Collection.search_vectors`` → the store's
   ``search_batch``), run in a worker thread so the event loop never blocks on the CPU-bound model
@@ -62,10 +62,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'install it with `pip install "tamis[langchain]"`'
     ) from exc
 
-from tamis._batching import MicroBatcher
-from tamis._collection import Collection, Hit, open_collection
-from tamis._encoder import Encoder, load_encoder
 from tamis._errors import ConfigError
+from tamis.collection._collection import Collection, Hit, open_collection
+from tamis.encoders._encoder import Encoder, load_encoder
+from tamis.serving._batching import MicroBatcher
 
 __all__ = ["TamisEmbeddings", "TamisRetriever"]
 

@@ -39,7 +39,6 @@ from tamis._errors import (
     DimensionMismatchError,
     StoreError,
 )
-from tamis._store import Record, ScoredPoint, SearchParams, StorePoint
 from tamis.adapters.qdrant_edge import (
     DEFAULT_HNSW_EF,
     DEFAULT_HNSW_EF_CONSTRUCT,
@@ -55,6 +54,7 @@ from tamis.adapters.qdrant_edge import (
     single_vector,
     vector_matrix,
 )
+from tamis.stores._protocol import Record, ScoredPoint, SearchParams, StorePoint
 
 __all__ = ["QdrantClientStore"]
 

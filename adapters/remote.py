@@ -45,8 +45,8 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 
-from tamis._encoder import TextKind
 from tamis._errors import ConfigError, RemoteInferenceError
+from tamis.encoders._encoder import TextKind
 
 __all__ = ["RemoteEncoder", "RemoteInfo"]
 
@@ -591,8 +591,8 @@ def _local_tokenizer(model_id: str) -> Any | None:
     """The fast tokenizer of a local copy of ``model_id`` (packaged default or an existing folder), or None."""
     from pathlib import Path
 
-    from tamis._encoder import resolve_model
     from tamis._errors import ModelError
+    from tamis.encoders._encoder import resolve_model
 
     try:
         source = resolve_model(model_id)

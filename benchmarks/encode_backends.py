@@ -57,8 +57,8 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from tamis._encoder import BiEncoder, default_model_path
-    from tamis._onnx import OnnxEncoder
+    from tamis.encoders._encoder import BiEncoder, default_model_path
+    from tamis.encoders._onnx import OnnxEncoder
 
     texts = load_texts(dataset(args.dataset), args.n)
     n, bs = len(texts), args.batch_size

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _encode_cache import DATA, OUT, encoded, load_encoder_fast  # noqa: E402
 
 from tamis import CalibrationData, CosineAdapter, Document  # noqa: E402
-from tamis._documents import load_qrels  # noqa: E402
-from tamis._evaluation import evaluate_filtering, fit_baselines, plot_pr_curves  # noqa: E402
+from tamis.data._documents import load_qrels  # noqa: E402
+from tamis.evaluation._filtering import evaluate_filtering, fit_baselines, plot_pr_curves  # noqa: E402
 
 logger = logging.getLogger("tamis.bench")
 K = 100
@@ -187,11 +187,11 @@ def python_faq(args) -> dict:
             secs += time.perf_counter() - t0
             probs[test_idx] = ad.predict(te)
             bl = fit_baselines(tr, tr, target_recall=TARGET_RECALL)
-            from tamis._evaluation import method_scores
+            from tamis.evaluation._filtering import method_scores
 
             for m in base_scores:
                 base_scores[m][test_idx] = method_scores(m, te, bl)
-        from tamis._metrics import average_precision, precision_at_recall
+        from tamis.evaluation._metrics import average_precision, precision_at_recall
 
         mask = data.mask
         y = (data.labels >= 0.5)[mask]

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, dataset, machine, save_json  # noqa: E402
 
-from tamis._train_config import Direction  # noqa: E402
+from tamis.training._config import Direction  # noqa: E402
 
 
 def main() -> None:
@@ -74,9 +74,9 @@ def main() -> None:
                     help="contrastive loss directions, comma-separated (all four: GTE's improved contrastive loss)")
     args = ap.parse_args()
 
-    from tamis._evaluate import evaluate_model
-    from tamis._train import train_bi_encoder, train_reranker
-    from tamis._train_data import TrainingData, load_training_data
+    from tamis.evaluation._retrieval import evaluate_model
+    from tamis.training._data import TrainingData, load_training_data
+    from tamis.training._train import train_bi_encoder, train_reranker
 
     root = Path(args.data) if args.data else dataset("wordnet-reverse-dictionary")
     work = Path(args.workdir)
@@ -189,10 +189,10 @@ def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Pa
     """Teacher quality: nDCG@10 etc. of a bi-encoder's top 20 (``first_stage``; default base MiniLM) before
     and after the teacher re-ranks them (on a seeded sample of ``n`` test queries; a judged document outside
     the top 20 stays missed)."""
-    from tamis._encoder import BiEncoder
-    from tamis._evaluate import exact_search
-    from tamis._metrics import ir_metrics
-    from tamis._train_data import TeacherScorer
+    from tamis.encoders._encoder import BiEncoder
+    from tamis.evaluation._metrics import ir_metrics
+    from tamis.evaluation._retrieval import exact_search
+    from tamis.training._data import TeacherScorer
 
     qrels = dict(sorted(test.qrels.items()))  # type: ignore[attr-defined]
     ids = sorted(qrels)

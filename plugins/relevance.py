@@ -1,6 +1,6 @@
 """The ``relevance`` stage: a collection's Cosine Adapter, applied inside the vector store.
 
-Input: a `tamis._stages.SearchRequest` (query vectors, k, filter, ...). Output: per query, the
+Input: a `tamis.collection._stages.SearchRequest` (query vectors, k, filter, ...). Output: per query, the
 hits whose calibrated relevance r = sigmoid(a(q)·g(c) + b(q)) reaches the threshold τ, best first,
 each carrying ``relevance``. How:
 
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from tamis._calibration import CosineAdapter
-from tamis._collection import Hit
-from tamis._stages import SearchFn, SearchRequest
+from tamis.calibration._adapter import CosineAdapter
+from tamis.collection._collection import Hit
+from tamis.collection._stages import SearchFn, SearchRequest
 
 __all__ = ["RelevanceFilter"]
 

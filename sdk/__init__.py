@@ -18,51 +18,51 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from tamis._version import __version__
 
 # public name -> private module that defines it
 _LAZY: dict[str, str] = {
-    "AdapterConfig": "tamis._calibration",
-    "BiEncoder": "tamis._encoder",
-    "CalibrationData": "tamis._calibration",
+    "AdapterConfig": "tamis.calibration._adapter",
+    "BiEncoder": "tamis.encoders._encoder",
+    "CalibrationData": "tamis.calibration._adapter",
     "CalibrationError": "tamis._errors",
-    "Chunk": "tamis._documents",
-    "Chunker": "tamis._documents",
-    "Collection": "tamis._collection",
+    "Chunk": "tamis.data._documents",
+    "Chunker": "tamis.data._documents",
+    "Collection": "tamis.collection._collection",
     "CollectionExistsError": "tamis._errors",
     "CollectionNotFoundError": "tamis._errors",
     "ConfigError": "tamis._errors",
-    "CosineAdapter": "tamis._calibration",
+    "CosineAdapter": "tamis.calibration._adapter",
     "DataError": "tamis._errors",
     "DataFormatError": "tamis._errors",
     "DimensionMismatchError": "tamis._errors",
-    "Document": "tamis._documents",
+    "Document": "tamis.data._documents",
     "DocumentTooLargeError": "tamis._errors",
     "DuplicateIdError": "tamis._errors",
     "EmptyTextError": "tamis._errors",
-    "Encoder": "tamis._encoder",
-    "FakeEncoder": "tamis._encoder",
-    "Hit": "tamis._collection",
-    "IndexReport": "tamis._collection",
+    "Encoder": "tamis.encoders._encoder",
+    "FakeEncoder": "tamis.encoders._encoder",
+    "Hit": "tamis.collection._collection",
+    "IndexReport": "tamis.collection._collection",
     "ModelError": "tamis._errors",
     "ModelMismatchError": "tamis._errors",
     "RemoteInferenceError": "tamis._errors",
-    "RerankerConfig": "tamis._train_config",
-    "SearchRequest": "tamis._stages",
-    "Stage": "tamis._stages",
+    "RerankerConfig": "tamis.training._config",
+    "SearchRequest": "tamis.collection._stages",
+    "Stage": "tamis.collection._stages",
     "StoreError": "tamis._errors",
     "TamisError": "tamis._errors",
-    "TrainConfig": "tamis._train_config",
-    "TrainResult": "tamis._train",
-    "default_model_path": "tamis._encoder",
-    "evaluate_model": "tamis._evaluate",
-    "load_beir": "tamis._documents",
-    "load_directory": "tamis._documents",
-    "load_encoder": "tamis._encoder",
-    "load_jsonl": "tamis._documents",
-    "open_collection": "tamis._collection",
-    "train_bi_encoder": "tamis._train",
-    "train_reranker": "tamis._train",
+    "TrainConfig": "tamis.training._config",
+    "TrainResult": "tamis.training._train",
+    "default_model_path": "tamis.encoders._encoder",
+    "evaluate_model": "tamis.evaluation._retrieval",
+    "load_beir": "tamis.data._documents",
+    "load_directory": "tamis.data._documents",
+    "load_encoder": "tamis.encoders._encoder",
+    "load_jsonl": "tamis.data._documents",
+    "open_collection": "tamis.collection._collection",
+    "train_bi_encoder": "tamis.training._train",
+    "train_reranker": "tamis.training._train",
 }
 
 __all__ = sorted(_LAZY)
@@ -82,10 +82,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tamis._calibration import AdapterConfig, CalibrationData, CosineAdapter
-    from tamis._collection import Collection, Hit, IndexReport, open_collection
-    from tamis._documents import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
-    from tamis._encoder import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
     from tamis._errors import (
         CalibrationError,
         CollectionExistsError,
@@ -103,7 +99,11 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreError,
         TamisError,
     )
-    from tamis._evaluate import evaluate_model
-    from tamis._stages import SearchRequest, Stage
-    from tamis._train import TrainResult, train_bi_encoder, train_reranker
-    from tamis._train_config import RerankerConfig, TrainConfig
+    from tamis.calibration._adapter import AdapterConfig, CalibrationData, CosineAdapter
+    from tamis.collection._collection import Collection, Hit, IndexReport, open_collection
+    from tamis.collection._stages import SearchRequest, Stage
+    from tamis.data._documents import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
+    from tamis.encoders._encoder import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
+    from tamis.evaluation._retrieval import evaluate_model
+    from tamis.training._config import RerankerConfig, TrainConfig
+    from tamis.training._train import TrainResult, train_bi_encoder, train_reranker

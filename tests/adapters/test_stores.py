@@ -24,9 +24,9 @@ from tamis._errors import (
     DimensionMismatchError,
     StoreError,
 )
-from tamis._store import SearchParams, StorePoint, VectorStore
 from tamis.adapters.qdrant_client import QdrantClientStore
 from tamis.adapters.qdrant_edge import EdgeStore
+from tamis.stores._protocol import SearchParams, StorePoint, VectorStore
 
 BACKENDS = ["edge", "qdrant-memory", "qdrant-path"]
 PERSISTENT = {"edge", "qdrant-path"}
@@ -639,7 +639,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, uuid
     import numpy as np
-    from tamis._store import StorePoint
+    from tamis.stores._protocol import StorePoint
     from tamis.adapters.qdrant_edge import EdgeStore
 
     store = EdgeStore(sys.argv[1])

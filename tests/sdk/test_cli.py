@@ -38,7 +38,7 @@ def beir(tmp_path):
 @pytest.fixture
 def fake_model(monkeypatch):
     """Route model loading to the deterministic FakeEncoder so CLI tests need no model."""
-    import tamis._collection as c
+    import tamis.collection._collection as c
 
     monkeypatch.setattr(c, "load_encoder", lambda model, **kw: tamis.FakeEncoder(dim=32))
 

@@ -37,7 +37,7 @@ def beir(tmp_path):
 
 @pytest.fixture
 def fake_model(monkeypatch):
-    import tamis._collection as c
+    import tamis.collection._collection as c
 
     monkeypatch.setattr(c, "load_encoder", lambda model, **kw: tamis.FakeEncoder(dim=256))
 

@@ -3,7 +3,7 @@
 import pytest
 from rich.console import Console
 
-from tamis._demo import OFF_TOPIC_QUESTION, calibration_pairs, stdlib_docstrings
+from tamis.cli._demo import OFF_TOPIC_QUESTION, calibration_pairs, stdlib_docstrings
 
 
 def test_calibration_pairs_are_summary_lines_of_other_text():
@@ -18,7 +18,7 @@ def test_calibration_pairs_are_summary_lines_of_other_text():
 
 @pytest.mark.slow
 def test_demo_calibrates_and_answers_off_topic_with_nothing(tmp_path, minilm):
-    from tamis._demo import run_demo
+    from tamis.cli._demo import run_demo
 
     out = Console(file=open(tmp_path / "out.txt", "w"), width=200)  # noqa: SIM115
     res = run_demo(out, Console(stderr=True), path=tmp_path / "home", limit=300, encoder=minilm,

@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from tamis._encoder import default_model_path, load_encoder  # noqa: E402
 from tamis._errors import ConfigError, DataError, ModelError  # noqa: E402
-from tamis._onnx import _POOLING_MODES, OnnxEncoder, _ensure_export, _pool  # noqa: E402
+from tamis.encoders._encoder import default_model_path, load_encoder  # noqa: E402
+from tamis.encoders._onnx import _POOLING_MODES, OnnxEncoder, _ensure_export, _pool  # noqa: E402
 
 LONG = " ".join(f"token{i} and some filler words" for i in range(200))  # well over 256 tokens
 
@@ -151,7 +151,7 @@ def test_cache_hit_reuses_the_file_and_does_not_import_torch(enc: OnnxEncoder, o
     before = onnx_file.stat().st_mtime_ns
     code = (
         "import json, sys\n"
-        "from tamis._onnx import OnnxEncoder\n"
+        "from tamis.encoders._onnx import OnnxEncoder\n"
         "enc = OnnxEncoder()\n"  # the cache comes from $TAMIS_CACHE
         "v = enc.encode(['a cat', 'a dog'], kind='query')\n"
         "tok = enc.tokenizer('a cat')\n"
@@ -181,7 +181,7 @@ def test_unsupported_pipeline_is_refused_before_loading_torch(tmp_path: Path) ->
 
 def test_concurrent_exporter_wins_and_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If another process renames its export into place while we export, we keep theirs."""
-    import tamis._onnx as onnx_mod
+    import tamis.encoders._onnx as onnx_mod
 
     model = tmp_path / "model"
     model.mkdir()

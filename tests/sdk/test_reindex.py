@@ -97,7 +97,7 @@ def _old(store: Any, **kw: Any) -> Any:
 
 
 def test_a_new_collection_is_version_1_behind_its_alias(store: Any) -> None:
-    from tamis._collection import _list_names
+    from tamis.collection._collection import _list_names
 
     col = _old(store, create=True)
     assert store.list_collections() == [] and col.physical == "docs__v1"  # nothing before `index`
@@ -145,7 +145,7 @@ def test_the_first_reindex_is_a_pure_alias_switch(col: Any) -> None:
 
 @pytest.mark.parametrize("reopen", ["open", "create"])
 def test_a_version_left_without_its_alias_by_a_crash_is_adopted(store: Any, reopen: str) -> None:
-    from tamis._collection import _list_names
+    from tamis.collection._collection import _list_names
 
     def crash(alias: str, target: str) -> None:
         raise Crash
@@ -177,7 +177,7 @@ def _legacy(store: Any) -> Any:
 
 
 def test_a_collection_stored_under_its_own_name_keeps_working(store: Any) -> None:
-    from tamis._collection import _list_names
+    from tamis.collection._collection import _list_names
 
     col = _legacy(store)
     assert col.physical == "docs" and _served(store)[:2] == ("old", 16)
@@ -204,7 +204,7 @@ def test_a_crash_in_the_first_switch_of_an_old_collection_is_adopted(store: Any)
 
 def test_delete_removes_the_name_and_every_version(store: Any) -> None:
     from tamis import Collection, CollectionNotFoundError
-    from tamis._collection import _list_names
+    from tamis.collection._collection import _list_names
 
     col = _old(store, create=True)
     col.index(DOCS)

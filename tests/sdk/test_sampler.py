@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from tamis._sampler import LengthGroupedBatchSampler, row_lengths
+from tamis.training._sampler import LengthGroupedBatchSampler, row_lengths
 
 
 def _dataset(n: int, seed: int = 0) -> Dataset:

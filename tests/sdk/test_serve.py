@@ -20,8 +20,8 @@ import pytest
 
 import tamis
 from tamis import FakeEncoder
-from tamis._serve import ServerThread, create_app
 from tamis.adapters.remote import RemoteEncoder
+from tamis.serving._app import ServerThread, create_app
 
 SECRET = "tamis-serve-key-5e1f2a"
 TEXTS = [

@@ -29,7 +29,7 @@ def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory, tiny: Path, beir: Path) -> Path:
-    from tamis._train import train_reranker
+    from tamis.training._train import train_reranker
 
     out = tmp_path_factory.mktemp("teachers") / "teacher"
     result = train_reranker(beir, out, base=str(tiny), miner=str(tiny), num_negatives=3, mining_depth=8, **FAST)
@@ -55,8 +55,8 @@ def test_reranker_is_a_plain_cross_encoder(teacher: Path) -> None:
 
 def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir: Path) -> None:
     """Each query gets num_negatives hard + random_negatives random documents (BCE rows: 1 + both)."""
-    from tamis._train import train_reranker
-    from tamis._train_data import load_training_data
+    from tamis.training._data import load_training_data
+    from tamis.training._train import train_reranker
 
     positives = load_training_data(beir, "train").positives()
     for hard, rand in ((2, 0), (2, 3)):
@@ -74,7 +74,7 @@ def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir
 def test_reranker_listwise(tmp_path: Path, tiny: Path, beir: Path) -> None:
     from sentence_transformers import CrossEncoder
 
-    from tamis._train import train_reranker
+    from tamis.training._train import train_reranker
 
     result = train_reranker(beir, tmp_path / "t", base=str(tiny), miner=str(tiny), loss="listwise",
                             num_negatives=3, mining_depth=8, **FAST)
@@ -87,7 +87,7 @@ def test_reranker_listwise(tmp_path: Path, tiny: Path, beir: Path) -> None:
 def test_every_method_end_to_end(method: str, tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     out = tmp_path / method
     result = train_bi_encoder(
@@ -112,7 +112,7 @@ def test_every_method_end_to_end(method: str, tmp_path: Path, tiny: Path, beir: 
 def test_distill_margin_mse(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     result = train_bi_encoder(beir, tmp_path / "m", method="distill", distill_loss="margin_mse", base=str(tiny),
                               teacher=str(teacher), candidates=3, mining_depth=6, **FAST)
@@ -130,9 +130,9 @@ class _PlantedTeacher:
 
 
 def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None:
-    from tamis._train import _contrastive_data
-    from tamis._train_config import TrainConfig
-    from tamis._train_data import drop_false_negatives, load_training_data
+    from tamis.training._config import TrainConfig
+    from tamis.training._data import drop_false_negatives, load_training_data
+    from tamis.training._train import _contrastive_data
 
     td = load_training_data(beir, "train")
     q = "q-fruit-0"
@@ -157,9 +157,9 @@ def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None
 def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
     """A document with the positive's exact text (WordNet: two senses, same lemmas, no examples) would ask
     the model to score one pair both high and low: every recipe drops it from the negatives."""
-    from tamis._train import _contrastive_data, _distill_data
-    from tamis._train_config import TrainConfig
-    from tamis._train_data import drop_copies_of_positives, load_training_data
+    from tamis.training._config import TrainConfig
+    from tamis.training._data import drop_copies_of_positives, load_training_data
+    from tamis.training._train import _contrastive_data, _distill_data
 
     td = load_training_data(beir, "train")
     q = "q-fruit-0"
@@ -185,8 +185,8 @@ def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
 
 # -- teacher scores are cached; a resumed run does not recompute them ----------------------------------
 def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
-    from tamis._train import train_bi_encoder
-    from tamis._train_data import TeacherScorer
+    from tamis.training._data import TeacherScorer
+    from tamis.training._train import train_bi_encoder
 
     cache = tmp_path / "cache"
     opts = dict(method="distill", base=str(tiny), teacher=str(teacher), candidates=4, mining_depth=8,
@@ -222,7 +222,7 @@ def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Pat
 def test_lora_and_matryoshka_give_loadable_models(tmp_path: Path, tiny: Path, beir: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     out = tmp_path / "lm"
     train_bi_encoder(beir, out, method="contrastive", base=str(tiny), lora=True, lora_rank=4, lora_alpha=8,
@@ -237,7 +237,7 @@ def test_lora_and_matryoshka_give_loadable_models(tmp_path: Path, tiny: Path, be
 
 
 def test_matryoshka_dims_beyond_the_model_are_refused(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     with pytest.raises(ConfigError, match="matryoshka_dims"):
         train_bi_encoder(beir, tmp_path / "x", base=str(tiny), matryoshka_dims=(64, 16), **FAST)
@@ -252,7 +252,7 @@ def _copy(beir: Path, tmp_path: Path) -> Path:
 
 
 def test_empty_training_split(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis._train import train_bi_encoder, train_reranker
+    from tamis.training._train import train_bi_encoder, train_reranker
 
     data = _copy(beir, tmp_path)
     (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n")
@@ -264,7 +264,7 @@ def test_empty_training_split(tmp_path: Path, tiny: Path, beir: Path) -> None:
 
 
 def test_qrels_naming_unknown_ids(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     data = _copy(beir, tmp_path)
     with open(data / "qrels" / "train.tsv", "a") as fh:
@@ -276,7 +276,7 @@ def test_qrels_naming_unknown_ids(tmp_path: Path, tiny: Path, beir: Path) -> Non
 
 
 def test_teacher_that_is_not_a_cross_encoder(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     with pytest.raises(ModelError, match="not a cross-encoder"):
         train_bi_encoder(beir, tmp_path / "out", method="distill", base=str(tiny), teacher=str(tiny), **FAST)
@@ -284,7 +284,7 @@ def test_teacher_that_is_not_a_cross_encoder(tmp_path: Path, tiny: Path, beir: P
 
 
 def test_output_folder_that_is_not_a_tamis_model(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
-    from tamis._train import train_bi_encoder, train_reranker
+    from tamis.training._train import train_bi_encoder, train_reranker
 
     out = tmp_path / "precious"
     out.mkdir()
@@ -298,7 +298,7 @@ def test_output_folder_that_is_not_a_tamis_model(tmp_path: Path, tiny: Path, bei
 
 
 def test_a_tamis_model_folder_is_replaced_whole(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis._train import train_bi_encoder
+    from tamis.training._train import train_bi_encoder
 
     out = tmp_path / "m"
     train_bi_encoder(beir, out, base=str(tiny), max_steps=1, **FAST)
@@ -312,7 +312,7 @@ def test_a_tamis_model_folder_is_replaced_whole(tmp_path: Path, tiny: Path, beir
 
 
 def test_config_errors_name_the_options() -> None:
-    from tamis._train_config import TrainConfig
+    from tamis.training._config import TrainConfig
 
     with pytest.raises(ConfigError, match="'contrastive', 'distill', 'augmented'"):
         TrainConfig(method="magic")  # type: ignore[arg-type]
@@ -333,8 +333,8 @@ def test_contrastive_loss_takes_the_configured_directions(tmp_path: Path, tiny: 
     """GTE-style directions reach the loss, the run trains, and the card records them."""
     from sentence_transformers import SentenceTransformer
 
-    from tamis._train import _student_loss, train_bi_encoder
-    from tamis._train_config import TrainConfig
+    from tamis.training._config import TrainConfig
+    from tamis.training._train import _student_loss, train_bi_encoder
 
     st = SentenceTransformer(str(tiny), device="cpu")
     dirs = ("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc")
@@ -399,8 +399,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    import tamis._train as train_mod
-    from tamis._checkpoints import SafeCheckpoints
+    import tamis.training._train as train_mod
+    from tamis.training._checkpoints import SafeCheckpoints
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
@@ -453,8 +453,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 
 
 def test_a_checkpoint_with_pickle_files_is_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from tamis._checkpoints import SafeCheckpoints
-    from tamis._train import _last_checkpoint
+    from tamis.training._checkpoints import SafeCheckpoints
+    from tamis.training._train import _last_checkpoint
 
     work = tmp_path / "work"
     old = work / "checkpoints" / "checkpoint-3"  # as an older tamis wrote it
@@ -480,8 +480,8 @@ def test_cli_reindex_with_a_trained_model(tmp_path: Path, tiny: Path, beir: Path
     from typer.testing import CliRunner
 
     from tamis import open_collection
-    from tamis._train import train_bi_encoder
     from tamis.cli import app
+    from tamis.training._train import train_bi_encoder
 
     train_bi_encoder(beir, tmp_path / "new", base=str(tiny), max_steps=1, learning_rate=1e-3, **FAST)
     runner = CliRunner()

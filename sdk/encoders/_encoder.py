@@ -1,7 +1,7 @@
 """Encoders: text -> L2-normalised float32 vectors, bound to a model fingerprint.
 
 `BiEncoder` runs a sentence-transformers model with torch (CUDA when present, fp16 there);
-`tamis._onnx.OnnxEncoder` runs the same weights in ONNX Runtime (faster on CPU);
+`tamis.encoders._onnx.OnnxEncoder` runs the same weights in ONNX Runtime (faster on CPU);
 `FakeEncoder` is deterministic and model-free, for tests (yours too);
 `tamis.adapters.remote.RemoteEncoder` calls an inference server over HTTP.
 `load_encoder` picks one from a model name or path.
@@ -352,7 +352,7 @@ def load_encoder(
     if backend == "onnx":
         if dev != "cpu":
             raise ConfigError(f"the onnx backend runs on CPU; device {dev!r} needs backend='torch'")
-        from tamis._onnx import OnnxEncoder
+        from tamis.encoders._onnx import OnnxEncoder
 
         return OnnxEncoder(model, **kwargs)
     return BiEncoder(model, device=dev, **kwargs)

@@ -6,8 +6,8 @@ import os
 import random
 from typing import Any
 
-from tamis._metrics import ir_metrics
-from tamis._train_data import TrainingData, load_training_data
+from tamis.evaluation._metrics import ir_metrics
+from tamis.training._data import TrainingData, load_training_data
 
 __all__ = ["evaluate_model", "exact_search", "sample_split"]
 
@@ -31,7 +31,7 @@ def exact_search(
     """
     import numpy as np
 
-    from tamis._exact import exact_top_k
+    from tamis.evaluation._exact import exact_top_k
 
     doc_ids, q_ids = list(corpus), list(queries)
     if not doc_ids or not q_ids:
@@ -113,7 +113,7 @@ def _load(model: Any, device: str) -> Any:
 
     if isinstance(model, SentenceTransformer):
         return model
-    from tamis._encoder import BiEncoder
+    from tamis.encoders._encoder import BiEncoder
 
     return BiEncoder(model, device=device, dtype="float32").model
 

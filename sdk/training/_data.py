@@ -1,7 +1,7 @@
 """The data side of training: BEIR splits checked for use, mined candidates, the false-negative
 guard, a cross-encoder teacher whose scores are cached on disk, and BM25 silver pairs.
 
-Nothing here trains; `tamis._train` turns these into datasets for sentence-transformers' trainers.
+Nothing here trains; `tamis.training._train` turns these into datasets for sentence-transformers' trainers.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from tamis._documents import load_beir, load_beir_queries, load_qrels
 from tamis._errors import DataError, DataFormatError, ModelError
+from tamis.data._documents import load_beir, load_beir_queries, load_qrels
 
 __all__ = [
     "Candidates",
@@ -286,7 +286,7 @@ class TeacherScorer:
         max_seq_length: int | None = None,
         progress: bool = False,
     ) -> None:
-        from tamis._encoder import resolve_device, resolve_model
+        from tamis.encoders._encoder import resolve_device, resolve_model
 
         source = resolve_model(model)
         path = Path(source)

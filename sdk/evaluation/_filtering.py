@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tamis._calibration import CalibrationData, _platt, _sigmoid, choose_threshold
-from tamis._metrics import average_precision, ir_metrics, pr_curve, precision_at_recall
+from tamis.calibration._adapter import CalibrationData, _platt, _sigmoid, choose_threshold
+from tamis.evaluation._metrics import average_precision, ir_metrics, pr_curve, precision_at_recall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tamis._calibration import CosineAdapter
-    from tamis._collection import Collection
+    from tamis.calibration._adapter import CosineAdapter
+    from tamis.collection._collection import Collection
 
 __all__ = ["METHODS", "evaluate_collection", "evaluate_filtering", "fit_baselines", "method_scores", "plot_pr_curves"]
 

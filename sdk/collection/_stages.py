@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tamis._collection import Hit
+    from tamis.collection._collection import Hit
 
 __all__ = ["SearchFn", "SearchRequest", "Stage"]
 

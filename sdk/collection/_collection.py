@@ -21,9 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from tamis import __version__
-from tamis._documents import Chunker, Document, DocumentSource, OnInvalid
-from tamis._encoder import Encoder, load_encoder
 from tamis._errors import (
     CollectionNotFoundError,
     ConfigError,
@@ -38,7 +35,10 @@ from tamis._errors import (
     StoreError,
 )
 from tamis._settings import tamis_home
-from tamis._store import ScoredPoint, SearchParams, StorePoint, VectorStore
+from tamis._version import __version__
+from tamis.data._documents import Chunker, Document, DocumentSource, OnInvalid
+from tamis.encoders._encoder import Encoder, load_encoder
+from tamis.stores._protocol import ScoredPoint, SearchParams, StorePoint, VectorStore
 
 __all__ = ["Collection", "Hit", "IndexReport", "open_collection", "point_id"]
 
@@ -709,7 +709,7 @@ class Collection:
         """A user filter -> the store's: mapping keys name metadata fields unless top-level."""
         if filter is None or not isinstance(filter, Mapping):
             return filter
-        from tamis._store import validate_filter
+        from tamis.stores._protocol import validate_filter
 
         out = {}
         for key, cond in filter.items():
@@ -837,7 +837,7 @@ class Collection:
         if score_thresholds is not None and len(score_thresholds) != len(vectors):
             raise ConfigError(f"{len(score_thresholds)} thresholds for {len(vectors)} queries")
         self._params(hnsw_ef, exact)
-        from tamis._stages import SearchRequest
+        from tamis.collection._stages import SearchRequest
 
         request = SearchRequest(
             vectors=vectors, k=k, filter=self.store_filter(filter),
@@ -890,7 +890,7 @@ class Collection:
         cal = manifest.get("calibration")
         if not cal:
             return None
-        from tamis._calibration import CosineAdapter
+        from tamis.calibration._adapter import CosineAdapter
 
         return CosineAdapter.from_dict(cal["adapter"], fingerprint=manifest["model"]["fingerprint"])
 
@@ -975,7 +975,7 @@ class Collection:
         Returns:
             the fitted `CosineAdapter`; its ``threshold_report`` and ``extra["training"]`` say how it did.
         """
-        from tamis._calibration import CalibrationData, CosineAdapter, _config
+        from tamis.calibration._adapter import CalibrationData, CosineAdapter, _config
 
         cfg = _config(config, overrides)
         if target_recall is None and target_precision is None:
@@ -994,7 +994,7 @@ class Collection:
             dev if dev is not None else train, target_recall=target_recall, target_precision=target_precision,
             method=method,  # type: ignore[arg-type]
         )
-        from tamis._evaluation import fit_baselines
+        from tamis.evaluation._filtering import fit_baselines
 
         adapter.extra["baselines"] = fit_baselines(
             train, dev if dev is not None else train, target_recall=target_recall, target_precision=target_precision

@@ -5,7 +5,7 @@ tamis adds the recipes and the glue, never a training loop: mining (``mine_hard_
 false-negative guard, teacher scores cached on disk, BM25 silver pairs, LoRA / Matryoshka
 wrappers, a model card with dev metrics before and after, an output folder that appears only
 when complete, and a resumable checkpoint folder next to it (JSON + safetensors only, never
-unpickled: see ``tamis._checkpoints``).
+unpickled: see ``tamis.training._checkpoints``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tamis import __version__
-from tamis._checkpoints import pickle_files, safe_checkpoints
 from tamis._errors import ConfigError, DataError, ModelError
-from tamis._train_config import RerankerConfig, TrainConfig, config_from
-from tamis._train_data import (
+from tamis._version import __version__
+from tamis.training._checkpoints import pickle_files, safe_checkpoints
+from tamis.training._config import RerankerConfig, TrainConfig, config_from
+from tamis.training._data import (
     Candidates,
     TeacherScorer,
     TrainingData,
@@ -116,7 +116,7 @@ def _work_dir(out: Path, key: dict[str, Any]) -> Path:
     """The checkpoint folder next to ``out``, kept across interrupted runs with the same settings.
 
     The Trainer writes ``checkpoints/checkpoint-<step>/`` in it as JSON + safetensors only
-    (`tamis._checkpoints`); it is removed when the model is published.
+    (`tamis.training._checkpoints`); it is removed when the model is published.
     """
     work = out.parent / f".{out.name}.tamis-work"
     key_file = work / "run.json"
@@ -136,7 +136,7 @@ def _work_dir(out: Path, key: dict[str, Any]) -> Path:
 def _last_checkpoint(work: Path) -> str | None:
     """The newest complete checkpoint in ``work`` (its ``trainer_state.json`` is written last), or None.
 
-    Checkpoints are JSON + safetensors (`tamis._checkpoints`). One holding pickle files (an older
+    Checkpoints are JSON + safetensors (`tamis.training._checkpoints`). One holding pickle files (an older
     tamis wrote ``optimizer.pt`` and the like) is never loaded: the checkpoints are removed with a
     warning and the run starts fresh.
     """
@@ -178,7 +178,7 @@ def _precision(cfg: Any, device: str) -> tuple[bool, bool]:
 def _trainer_args(cfg: Any, work: Path, device: str, n_examples: int, args_cls: type, **extra: Any) -> Any:
     from sentence_transformers.base.sampler import BatchSamplers
 
-    from tamis._sampler import LengthGroupedBatchSampler
+    from tamis.training._sampler import LengthGroupedBatchSampler
 
     extra.setdefault("batch_sampler", LengthGroupedBatchSampler if cfg.group_by_length else BatchSamplers.BATCH_SAMPLER)
     bf16, fp16 = _precision(cfg, device)
@@ -231,7 +231,7 @@ def _cache_dir(cfg: Any) -> Path:
 
 
 def _load_student(base: str | None, device: str, max_seq_length: int | None) -> Any:
-    from tamis._encoder import BiEncoder
+    from tamis.encoders._encoder import BiEncoder
 
     enc = BiEncoder(base, device=device, dtype="float32", max_seq_length=max_seq_length)
     enc.model._tamis_name = enc.name
@@ -291,7 +291,7 @@ def train_reranker(
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, ListNetLoss
 
-    from tamis._encoder import resolve_device, resolve_model
+    from tamis.encoders._encoder import resolve_device, resolve_model
 
     td = _resolve(data, cfg)
     device = resolve_device(cfg.device)
@@ -430,7 +430,7 @@ def train_bi_encoder(
     out = Path(out).expanduser()
     _check_output(out)
     t0 = time.perf_counter()
-    from tamis._encoder import resolve_device
+    from tamis.encoders._encoder import resolve_device
 
     device = resolve_device(cfg.device)
     cache = _cache_dir(cfg)
@@ -469,7 +469,7 @@ def train_bi_encoder(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    from tamis._sampler import LengthGroupedBatchSampler
+    from tamis.training._sampler import LengthGroupedBatchSampler
 
     key = {
         "kind": "bi-encoder", "config": cfg.to_dict(), "data": td.fingerprint(), "base": enc.fingerprint,
@@ -520,7 +520,7 @@ def train_bi_encoder(
 def _dev_metrics(model: Any, dev: TrainingData | None, cfg: TrainConfig) -> dict[str, float]:
     if dev is None:
         return {}
-    from tamis._evaluate import evaluate_model
+    from tamis.evaluation._retrieval import evaluate_model
 
     was_training = model.training
     model.eval()
@@ -538,8 +538,8 @@ def _teacher_check(model: Any, teacher: TeacherScorer | None, dev: TrainingData 
     with the base order; warn when it is worse."""
     if teacher is None or dev is None or not cfg.teacher_check_queries:
         return None
-    from tamis._evaluate import exact_search, sample_split
-    from tamis._metrics import ir_metrics
+    from tamis.evaluation._metrics import ir_metrics
+    from tamis.evaluation._retrieval import exact_search, sample_split
 
     qrels, corpus = sample_split(dev, max_queries=cfg.teacher_check_queries, max_documents=cfg.dev_documents, seed=cfg.seed)
     was_training = model.training
@@ -701,7 +701,7 @@ def _student_loss(model: Any, cfg: TrainConfig) -> Any:
 
             loss = losses.MarginMSELoss(model, similarity_fct=pairwise_cos_sim)
         else:
-            from tamis._losses import ListwiseDistillLoss
+            from tamis.training._losses import ListwiseDistillLoss
 
             loss = ListwiseDistillLoss(
                 model, teacher_temperature=cfg.teacher_temperature, student_temperature=cfg.student_temperature,

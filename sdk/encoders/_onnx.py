@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tamis._encoder import (
+from tamis._errors import ConfigError, DataError, ModelError
+from tamis._settings import cache_dir
+from tamis.encoders._encoder import (
     DEFAULT_MODEL,
     TextKind,
     _quiet_transformers,
@@ -42,8 +44,6 @@ from tamis._encoder import (
     fingerprint_sentence_transformer,
     resolve_model,
 )
-from tamis._errors import ConfigError, DataError, ModelError
-from tamis._settings import cache_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer

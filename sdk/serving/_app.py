@@ -43,16 +43,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tamis import __version__
-from tamis._batching import MicroBatcher
-from tamis._encoder import Encoder
 from tamis._errors import ConfigError, TamisError
+from tamis._version import __version__
+from tamis.encoders._encoder import Encoder
+from tamis.serving._batching import MicroBatcher
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from tamis._collection import Collection
+    from tamis.collection._collection import Collection
 
 __all__ = ["ServerThread", "create_app", "run"]
 

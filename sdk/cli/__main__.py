@@ -1,0 +1,3 @@
+from tamis.cli._app import main
+
+main()
