@@ -63,9 +63,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from tamis._errors import ConfigError
-from tamis.collection._collection import Collection, Hit, open_collection
-from tamis.encoders._encoder import Encoder, load_encoder
-from tamis.serving._batching import MicroBatcher
+from tamis.collection import Collection, Hit, open_collection
+from tamis.encoders import Encoder, load_encoder
+from tamis.serving import MicroBatcher
 
 __all__ = ["TamisEmbeddings", "TamisRetriever"]
 

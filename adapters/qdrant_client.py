@@ -54,7 +54,7 @@ from tamis.adapters.qdrant_edge import (
     single_vector,
     vector_matrix,
 )
-from tamis.stores._protocol import Record, ScoredPoint, SearchParams, StorePoint
+from tamis.stores import Record, ScoredPoint, SearchParams, StorePoint
 
 __all__ = ["QdrantClientStore"]
 

@@ -72,7 +72,7 @@ from tamis._errors import (
     DimensionMismatchError,
     StoreError,
 )
-from tamis.stores._protocol import Record, ScoredPoint, SearchParams, StorePoint, validate_filter
+from tamis.stores import Record, ScoredPoint, SearchParams, StorePoint, validate_filter
 
 __all__ = ["EdgeStore"]
 

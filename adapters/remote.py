@@ -592,7 +592,7 @@ def _local_tokenizer(model_id: str) -> Any | None:
     from pathlib import Path
 
     from tamis._errors import ModelError
-    from tamis.encoders._encoder import resolve_model
+    from tamis.encoders import resolve_model
 
     try:
         source = resolve_model(model_id)

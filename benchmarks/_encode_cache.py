@@ -32,7 +32,7 @@ def encoded(name: str, enc=None, tag: str = ""):
 
     ``tag`` names the cache of another model's vectors (``<name>-<tag>.npz``); pass its encoder as ``enc``."""
     from tamis import load_beir
-    from tamis.data._documents import load_beir_queries
+    from tamis.data import load_beir_queries
 
     folder = DATA / name
     docs = list(load_beir(folder))

@@ -57,8 +57,7 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from tamis.encoders._encoder import BiEncoder, default_model_path
-    from tamis.encoders._onnx import OnnxEncoder
+    from tamis.encoders import BiEncoder, OnnxEncoder, default_model_path
 
     texts = load_texts(dataset(args.dataset), args.n)
     n, bs = len(texts), args.batch_size

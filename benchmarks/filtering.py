@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _encode_cache import DATA, OUT, encoded, load_encoder_fast  # noqa: E402
 
 from tamis import CalibrationData, CosineAdapter, Document  # noqa: E402
-from tamis.data._documents import load_qrels  # noqa: E402
-from tamis.evaluation._filtering import evaluate_filtering, fit_baselines, plot_pr_curves  # noqa: E402
+from tamis.data import load_qrels  # noqa: E402
+from tamis.evaluation import evaluate_filtering, fit_baselines, plot_pr_curves  # noqa: E402
 
 logger = logging.getLogger("tamis.bench")
 K = 100
@@ -191,7 +191,7 @@ def python_faq(args) -> dict:
 
             for m in base_scores:
                 base_scores[m][test_idx] = method_scores(m, te, bl)
-        from tamis.evaluation._metrics import average_precision, precision_at_recall
+        from tamis.evaluation import average_precision, precision_at_recall
 
         mask = data.mask
         y = (data.labels >= 0.5)[mask]

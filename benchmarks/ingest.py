@@ -21,7 +21,7 @@ import tempfile
 from _common import Timer, dataset, machine, save_json
 
 import tamis
-from tamis.encoders._encoder import default_model_path
+from tamis.encoders import default_model_path
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import numpy as np
 from _common import OUT, dataset, machine, save_json
 
 import tamis
-from tamis.data._documents import load_beir_queries, load_qrels
-from tamis.encoders._encoder import default_model_path
+from tamis.data import load_beir_queries, load_qrels
+from tamis.encoders import default_model_path
 
 
 def percentiles(xs: list[float]) -> tuple[float, float]:

@@ -74,9 +74,8 @@ def main() -> None:
                     help="contrastive loss directions, comma-separated (all four: GTE's improved contrastive loss)")
     args = ap.parse_args()
 
-    from tamis.evaluation._retrieval import evaluate_model
-    from tamis.training._data import TrainingData, load_training_data
-    from tamis.training._train import train_bi_encoder, train_reranker
+    from tamis.evaluation import evaluate_model
+    from tamis.training import TrainingData, load_training_data, train_bi_encoder, train_reranker
 
     root = Path(args.data) if args.data else dataset("wordnet-reverse-dictionary")
     work = Path(args.workdir)
@@ -189,9 +188,8 @@ def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Pa
     """Teacher quality: nDCG@10 etc. of a bi-encoder's top 20 (``first_stage``; default base MiniLM) before
     and after the teacher re-ranks them (on a seeded sample of ``n`` test queries; a judged document outside
     the top 20 stays missed)."""
-    from tamis.encoders._encoder import BiEncoder
-    from tamis.evaluation._metrics import ir_metrics
-    from tamis.evaluation._retrieval import exact_search
+    from tamis.encoders import BiEncoder
+    from tamis.evaluation import exact_search, ir_metrics
     from tamis.training._data import TeacherScorer
 
     qrels = dict(sorted(test.qrels.items()))  # type: ignore[attr-defined]

@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tamis.calibration._adapter import CosineAdapter
-from tamis.collection._collection import Hit
-from tamis.collection._stages import SearchFn, SearchRequest
+from tamis.calibration import CosineAdapter
+from tamis.collection import Hit, SearchFn, SearchRequest
 
 __all__ = ["RelevanceFilter"]
 

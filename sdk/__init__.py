@@ -99,11 +99,9 @@ if TYPE_CHECKING:  # pragma: no cover
         StoreError,
         TamisError,
     )
-    from tamis.calibration._adapter import AdapterConfig, CalibrationData, CosineAdapter
-    from tamis.collection._collection import Collection, Hit, IndexReport, open_collection
-    from tamis.collection._stages import SearchRequest, Stage
-    from tamis.data._documents import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
-    from tamis.encoders._encoder import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
-    from tamis.evaluation._retrieval import evaluate_model
-    from tamis.training._config import RerankerConfig, TrainConfig
-    from tamis.training._train import TrainResult, train_bi_encoder, train_reranker
+    from tamis.calibration import AdapterConfig, CalibrationData, CosineAdapter
+    from tamis.collection import Collection, Hit, IndexReport, SearchRequest, Stage, open_collection
+    from tamis.data import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
+    from tamis.encoders import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
+    from tamis.evaluation import evaluate_model
+    from tamis.training import RerankerConfig, TrainConfig, TrainResult, train_bi_encoder, train_reranker

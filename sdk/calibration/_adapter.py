@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tamis._errors import CalibrationError, ConfigError, DataError, ModelMismatchError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tamis.collection._collection import Collection
+    from tamis.collection import Collection
 
 __all__ = [
     "SCORE_FEATURES",
@@ -345,7 +345,7 @@ class CalibrationData:
         batch_size: int = 1024,
     ) -> CalibrationData:
         """Exact top-``k`` candidates by brute-force cosine over unit vectors (for benchmarks, small sets)."""
-        from tamis.evaluation._exact import exact_top_k
+        from tamis.evaluation import exact_top_k
 
         qv = np.asarray(query_vectors, dtype=np.float32)
         scores, labels, docs, rel = [], [], [], []

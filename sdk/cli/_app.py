@@ -75,7 +75,7 @@ def _open(
     model: str | None, backend: str, device: str, create: bool = False,
     encoder_url: str | None = None, encoder_api_key: str | None = None,
 ) -> Any:
-    from tamis.collection._collection import open_collection
+    from tamis.collection import open_collection
 
     return open_collection(
         name, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device, create=create,
@@ -121,7 +121,7 @@ def index(
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
     _setup_logging(verbose)
-    from tamis.data._documents import load_data
+    from tamis.data import load_data
 
     on_invalid = "skip" if skip_invalid else "raise"
     try:
@@ -190,7 +190,7 @@ def search(
 ) -> None:
     """Search a collection with one query, or a batch of queries (--queries) as JSON lines."""
     _setup_logging(verbose)
-    from tamis.data._documents import load_beir_queries
+    from tamis.data import load_beir_queries
 
     try:
         if (query is None) == (queries is None):
@@ -362,7 +362,7 @@ def calibrate(
     the threshold (use --no-filter to see the plain top-k).
     """
     _setup_logging(verbose)
-    from tamis.data._documents import load_beir_queries, load_qrels
+    from tamis.data import load_beir_queries, load_qrels
 
     try:
         cfg = {"g": g, "candidates": candidates, "seed": seed, "score_list": score_list, **_features(features)}
@@ -424,7 +424,7 @@ def eval_(
     """Evaluate a collection on BEIR qrels: nDCG@10, recall@10/100, MRR@10, and relevance filtering
     (the Cosine Adapter against a global cosine threshold, global Platt scaling and per-query z-scores)."""
     _setup_logging(verbose)
-    from tamis.data._documents import load_beir_queries, load_qrels
+    from tamis.data import load_beir_queries, load_qrels
 
     if model is not None:
         _eval_model(model, data, split=split, collection=collection, device=device, json_out=json_out)
@@ -436,7 +436,7 @@ def eval_(
             raise ConfigError("give --collection NAME (the collection to evaluate), or --model DIR (a model, exact search)")
         qrels = load_qrels(data, split)
         queries = {q: t for q, t in load_beir_queries(data).items() if q in qrels}
-        from tamis.evaluation._filtering import evaluate_collection
+        from tamis.evaluation import evaluate_collection
 
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=None,
                    backend=backend, device=device) as col:
@@ -480,7 +480,7 @@ def _eval_model(model: str, data: Path, *, split: str, collection: str | None, d
     try:
         if collection is not None:
             raise ConfigError("give --collection or --model, not both")
-        from tamis.evaluation._retrieval import evaluate_model
+        from tamis.evaluation import evaluate_model
 
         with err.status(f"encoding the corpus of {data} with {model} ..."):
             metrics = evaluate_model(model, data, split=split, device=device)
@@ -570,8 +570,8 @@ def train_reranker_cmd(
 ) -> None:
     """Train a cross-encoder (a teacher for `tamis train --method distill|augmented`) on DATA's train qrels."""
     _setup_logging(verbose)
+    from tamis.training import train_reranker
     from tamis.training._config import RerankerConfig, config_from
-    from tamis.training._train import train_reranker
 
     try:
         cfg = config_from(
@@ -624,8 +624,8 @@ def train_cmd(
     """Fine-tune a bi-encoder on DATA: contrastive, distill (from a teacher) or augmented (Augmented SBERT)."""
     _setup_logging(verbose)
     from tamis._errors import ConfigError
+    from tamis.training import train_bi_encoder
     from tamis.training._config import Direction, TrainConfig, config_from
-    from tamis.training._train import train_bi_encoder
 
     try:
         dims = None
@@ -673,7 +673,7 @@ def reindex(
     try:
         source = None
         if data is not None:
-            from tamis.data._documents import load_data
+            from tamis.data import load_data
 
             source = load_data(data)
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=None,
@@ -739,7 +739,7 @@ def serve(
 ) -> None:
     """Serve a model over HTTP: TEI-compatible /embed, /rerank, /info, /health, OpenAI /v1/embeddings, /search."""
     _setup_logging(verbose)
-    from tamis.serving._app import create_app, run
+    from tamis.serving import create_app, run
 
     col = None
     try:
@@ -747,14 +747,14 @@ def serve(
             col = _open(collection, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device)
             encoder = col.encoder
         else:
-            from tamis.encoders._encoder import load_encoder
+            from tamis.encoders import load_encoder
 
             encoder = load_encoder(model, backend=backend, device=device)  # type: ignore[arg-type]
         cross = None
         if reranker is not None:
             from sentence_transformers import CrossEncoder
 
-            from tamis.encoders._encoder import resolve_device
+            from tamis.encoders import resolve_device
 
             try:
                 cross = CrossEncoder(str(reranker), device=resolve_device(device))

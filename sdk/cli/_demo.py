@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tamis.data._documents import Document
+from tamis.data import Document
 
 __all__ = ["DEMO_QUESTIONS", "OFF_TOPIC_QUESTION", "calibration_pairs", "stdlib_docstrings", "run_demo"]
 
@@ -131,7 +131,7 @@ def run_demo(
     a held-out fifth of them sets the threshold. Answers come with their probability of relevance,
     and the off-topic question comes back empty.
     """
-    from tamis.collection._collection import open_collection
+    from tamis.collection import open_collection
 
     docs = stdlib_docstrings(limit)
     out.print(f"[bold]tamis demo[/]: {len(docs):,} docstrings from the Python standard library")

@@ -37,8 +37,8 @@ from tamis._errors import (
 from tamis._settings import tamis_home
 from tamis._version import __version__
 from tamis.data._documents import Chunker, Document, DocumentSource, OnInvalid
-from tamis.encoders._encoder import Encoder, load_encoder
-from tamis.stores._protocol import ScoredPoint, SearchParams, StorePoint, VectorStore
+from tamis.encoders import Encoder, load_encoder
+from tamis.stores import ScoredPoint, SearchParams, StorePoint, VectorStore
 
 __all__ = ["Collection", "Hit", "IndexReport", "open_collection", "point_id"]
 
@@ -709,7 +709,7 @@ class Collection:
         """A user filter -> the store's: mapping keys name metadata fields unless top-level."""
         if filter is None or not isinstance(filter, Mapping):
             return filter
-        from tamis.stores._protocol import validate_filter
+        from tamis.stores import validate_filter
 
         out = {}
         for key, cond in filter.items():
@@ -890,7 +890,7 @@ class Collection:
         cal = manifest.get("calibration")
         if not cal:
             return None
-        from tamis.calibration._adapter import CosineAdapter
+        from tamis.calibration import CosineAdapter
 
         return CosineAdapter.from_dict(cal["adapter"], fingerprint=manifest["model"]["fingerprint"])
 
@@ -994,7 +994,7 @@ class Collection:
             dev if dev is not None else train, target_recall=target_recall, target_precision=target_precision,
             method=method,  # type: ignore[arg-type]
         )
-        from tamis.evaluation._filtering import fit_baselines
+        from tamis.evaluation import fit_baselines
 
         adapter.extra["baselines"] = fit_baselines(
             train, dev if dev is not None else train, target_recall=target_recall, target_precision=target_precision

@@ -26,8 +26,8 @@ from tamis.calibration._adapter import CalibrationData, _platt, _sigmoid, choose
 from tamis.evaluation._metrics import average_precision, ir_metrics, pr_curve, precision_at_recall
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tamis.calibration._adapter import CosineAdapter
-    from tamis.collection._collection import Collection
+    from tamis.calibration import CosineAdapter
+    from tamis.collection import Collection
 
 __all__ = ["METHODS", "evaluate_collection", "evaluate_filtering", "fit_baselines", "method_scores", "plot_pr_curves"]
 

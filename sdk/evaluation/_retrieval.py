@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from tamis.evaluation._metrics import ir_metrics
-from tamis.training._data import TrainingData, load_training_data
+from tamis.training import TrainingData, load_training_data
 
 __all__ = ["evaluate_model", "exact_search", "sample_split"]
 
@@ -113,7 +113,7 @@ def _load(model: Any, device: str) -> Any:
 
     if isinstance(model, SentenceTransformer):
         return model
-    from tamis.encoders._encoder import BiEncoder
+    from tamis.encoders import BiEncoder
 
     return BiEncoder(model, device=device, dtype="float32").model
 

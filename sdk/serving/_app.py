@@ -45,14 +45,14 @@ import numpy as np
 
 from tamis._errors import ConfigError, TamisError
 from tamis._version import __version__
-from tamis.encoders._encoder import Encoder
+from tamis.encoders import Encoder
 from tamis.serving._batching import MicroBatcher
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from tamis.collection._collection import Collection
+    from tamis.collection import Collection
 
 __all__ = ["ServerThread", "create_app", "run"]
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tamis._errors import DataError, DataFormatError, ModelError
-from tamis.data._documents import load_beir, load_beir_queries, load_qrels
+from tamis.data import load_beir, load_beir_queries, load_qrels
 
 __all__ = [
     "Candidates",
@@ -286,7 +286,7 @@ class TeacherScorer:
         max_seq_length: int | None = None,
         progress: bool = False,
     ) -> None:
-        from tamis.encoders._encoder import resolve_device, resolve_model
+        from tamis.encoders import resolve_device, resolve_model
 
         source = resolve_model(model)
         path = Path(source)

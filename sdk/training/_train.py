@@ -231,7 +231,7 @@ def _cache_dir(cfg: Any) -> Path:
 
 
 def _load_student(base: str | None, device: str, max_seq_length: int | None) -> Any:
-    from tamis.encoders._encoder import BiEncoder
+    from tamis.encoders import BiEncoder
 
     enc = BiEncoder(base, device=device, dtype="float32", max_seq_length=max_seq_length)
     enc.model._tamis_name = enc.name
@@ -291,7 +291,7 @@ def train_reranker(
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, ListNetLoss
 
-    from tamis.encoders._encoder import resolve_device, resolve_model
+    from tamis.encoders import resolve_device, resolve_model
 
     td = _resolve(data, cfg)
     device = resolve_device(cfg.device)
@@ -430,7 +430,7 @@ def train_bi_encoder(
     out = Path(out).expanduser()
     _check_output(out)
     t0 = time.perf_counter()
-    from tamis.encoders._encoder import resolve_device
+    from tamis.encoders import resolve_device
 
     device = resolve_device(cfg.device)
     cache = _cache_dir(cfg)
@@ -520,7 +520,7 @@ def train_bi_encoder(
 def _dev_metrics(model: Any, dev: TrainingData | None, cfg: TrainConfig) -> dict[str, float]:
     if dev is None:
         return {}
-    from tamis.evaluation._retrieval import evaluate_model
+    from tamis.evaluation import evaluate_model
 
     was_training = model.training
     model.eval()
@@ -538,8 +538,7 @@ def _teacher_check(model: Any, teacher: TeacherScorer | None, dev: TrainingData 
     with the base order; warn when it is worse."""
     if teacher is None or dev is None or not cfg.teacher_check_queries:
         return None
-    from tamis.evaluation._metrics import ir_metrics
-    from tamis.evaluation._retrieval import exact_search, sample_split
+    from tamis.evaluation import exact_search, ir_metrics, sample_split
 
     qrels, corpus = sample_split(dev, max_queries=cfg.teacher_check_queries, max_documents=cfg.dev_documents, seed=cfg.seed)
     was_training = model.training

@@ -26,7 +26,7 @@ from tamis._errors import (
 )
 from tamis.adapters.qdrant_client import QdrantClientStore
 from tamis.adapters.qdrant_edge import EdgeStore
-from tamis.stores._protocol import SearchParams, StorePoint, VectorStore
+from tamis.stores import SearchParams, StorePoint, VectorStore
 
 BACKENDS = ["edge", "qdrant-memory", "qdrant-path"]
 PERSISTENT = {"edge", "qdrant-path"}

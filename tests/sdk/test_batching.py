@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tamis._errors import ConfigError
-from tamis.serving._batching import MicroBatcher
+from tamis.serving import MicroBatcher
 
 
 async def test_concurrent_items_share_batches_and_keep_order() -> None:

@@ -127,7 +127,7 @@ def test_config_is_typed_and_strict():
 # -- training and threshold ------------------------------------------------------------------------------
 def test_training_beats_cosine_and_is_deterministic(trained):
     adapter, dev = trained
-    from tamis.evaluation._metrics import average_precision
+    from tamis.evaluation import average_precision
 
     m = dev.mask
     assert average_precision(adapter.predict(dev)[m], dev.labels[m]) >= average_precision(dev.scores[m], dev.labels[m]) - 0.02

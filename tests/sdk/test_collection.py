@@ -16,7 +16,7 @@ from tamis import (
     ModelMismatchError,
     StoreError,
 )
-from tamis.collection._collection import point_id
+from tamis.collection import point_id
 
 FRUITS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "orange", "peach", "pear", "plum"]
 

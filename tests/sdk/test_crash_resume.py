@@ -10,7 +10,7 @@ import pytest
 
 import tamis
 from tamis import FakeEncoder
-from tamis.collection._collection import point_id
+from tamis.collection import point_id
 
 N = 3000
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tamis import DataFormatError, Document, load_beir, load_directory, load_jsonl
-from tamis.data._documents import Chunker, load_beir_queries, load_data, load_qrels
+from tamis.data import Chunker, load_beir_queries, load_data, load_qrels
 
 
 def write_jsonl(path, rows):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tamis import ConfigError, FakeEncoder, ModelError, default_model_path, load_encoder
-from tamis.encoders._encoder import BiEncoder, resolve_device, resolve_model
+from tamis.encoders import BiEncoder, resolve_device, resolve_model
 
 
 def test_default_model_resolves_offline():

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from tamis._errors import ConfigError, DataError, ModelError  # noqa: E402
-from tamis.encoders._encoder import default_model_path, load_encoder  # noqa: E402
+from tamis.encoders import default_model_path, load_encoder  # noqa: E402
 from tamis.encoders._onnx import _POOLING_MODES, OnnxEncoder, _ensure_export, _pool  # noqa: E402
 
 LONG = " ".join(f"token{i} and some filler words" for i in range(200))  # well over 256 tokens

@@ -21,7 +21,7 @@ import pytest
 import tamis
 from tamis import FakeEncoder
 from tamis.adapters.remote import RemoteEncoder
-from tamis.serving._app import ServerThread, create_app
+from tamis.serving import ServerThread, create_app
 
 SECRET = "tamis-serve-key-5e1f2a"
 TEXTS = [

@@ -29,7 +29,7 @@ def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory, tiny: Path, beir: Path) -> Path:
-    from tamis.training._train import train_reranker
+    from tamis.training import train_reranker
 
     out = tmp_path_factory.mktemp("teachers") / "teacher"
     result = train_reranker(beir, out, base=str(tiny), miner=str(tiny), num_negatives=3, mining_depth=8, **FAST)
@@ -55,8 +55,7 @@ def test_reranker_is_a_plain_cross_encoder(teacher: Path) -> None:
 
 def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir: Path) -> None:
     """Each query gets num_negatives hard + random_negatives random documents (BCE rows: 1 + both)."""
-    from tamis.training._data import load_training_data
-    from tamis.training._train import train_reranker
+    from tamis.training import load_training_data, train_reranker
 
     positives = load_training_data(beir, "train").positives()
     for hard, rand in ((2, 0), (2, 3)):
@@ -74,7 +73,7 @@ def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir
 def test_reranker_listwise(tmp_path: Path, tiny: Path, beir: Path) -> None:
     from sentence_transformers import CrossEncoder
 
-    from tamis.training._train import train_reranker
+    from tamis.training import train_reranker
 
     result = train_reranker(beir, tmp_path / "t", base=str(tiny), miner=str(tiny), loss="listwise",
                             num_negatives=3, mining_depth=8, **FAST)
@@ -87,7 +86,7 @@ def test_reranker_listwise(tmp_path: Path, tiny: Path, beir: Path) -> None:
 def test_every_method_end_to_end(method: str, tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     out = tmp_path / method
     result = train_bi_encoder(
@@ -112,7 +111,7 @@ def test_every_method_end_to_end(method: str, tmp_path: Path, tiny: Path, beir: 
 def test_distill_margin_mse(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     result = train_bi_encoder(beir, tmp_path / "m", method="distill", distill_loss="margin_mse", base=str(tiny),
                               teacher=str(teacher), candidates=3, mining_depth=6, **FAST)
@@ -130,7 +129,7 @@ class _PlantedTeacher:
 
 
 def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None:
-    from tamis.training._config import TrainConfig
+    from tamis.training import TrainConfig
     from tamis.training._data import drop_false_negatives, load_training_data
     from tamis.training._train import _contrastive_data
 
@@ -157,7 +156,7 @@ def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None
 def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
     """A document with the positive's exact text (WordNet: two senses, same lemmas, no examples) would ask
     the model to score one pair both high and low: every recipe drops it from the negatives."""
-    from tamis.training._config import TrainConfig
+    from tamis.training import TrainConfig
     from tamis.training._data import drop_copies_of_positives, load_training_data
     from tamis.training._train import _contrastive_data, _distill_data
 
@@ -185,8 +184,8 @@ def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
 
 # -- teacher scores are cached; a resumed run does not recompute them ----------------------------------
 def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
+    from tamis.training import train_bi_encoder
     from tamis.training._data import TeacherScorer
-    from tamis.training._train import train_bi_encoder
 
     cache = tmp_path / "cache"
     opts = dict(method="distill", base=str(tiny), teacher=str(teacher), candidates=4, mining_depth=8,
@@ -222,7 +221,7 @@ def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Pat
 def test_lora_and_matryoshka_give_loadable_models(tmp_path: Path, tiny: Path, beir: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     out = tmp_path / "lm"
     train_bi_encoder(beir, out, method="contrastive", base=str(tiny), lora=True, lora_rank=4, lora_alpha=8,
@@ -237,7 +236,7 @@ def test_lora_and_matryoshka_give_loadable_models(tmp_path: Path, tiny: Path, be
 
 
 def test_matryoshka_dims_beyond_the_model_are_refused(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     with pytest.raises(ConfigError, match="matryoshka_dims"):
         train_bi_encoder(beir, tmp_path / "x", base=str(tiny), matryoshka_dims=(64, 16), **FAST)
@@ -252,7 +251,7 @@ def _copy(beir: Path, tmp_path: Path) -> Path:
 
 
 def test_empty_training_split(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis.training._train import train_bi_encoder, train_reranker
+    from tamis.training import train_bi_encoder, train_reranker
 
     data = _copy(beir, tmp_path)
     (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n")
@@ -264,7 +263,7 @@ def test_empty_training_split(tmp_path: Path, tiny: Path, beir: Path) -> None:
 
 
 def test_qrels_naming_unknown_ids(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     data = _copy(beir, tmp_path)
     with open(data / "qrels" / "train.tsv", "a") as fh:
@@ -276,7 +275,7 @@ def test_qrels_naming_unknown_ids(tmp_path: Path, tiny: Path, beir: Path) -> Non
 
 
 def test_teacher_that_is_not_a_cross_encoder(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     with pytest.raises(ModelError, match="not a cross-encoder"):
         train_bi_encoder(beir, tmp_path / "out", method="distill", base=str(tiny), teacher=str(tiny), **FAST)
@@ -284,7 +283,7 @@ def test_teacher_that_is_not_a_cross_encoder(tmp_path: Path, tiny: Path, beir: P
 
 
 def test_output_folder_that_is_not_a_tamis_model(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
-    from tamis.training._train import train_bi_encoder, train_reranker
+    from tamis.training import train_bi_encoder, train_reranker
 
     out = tmp_path / "precious"
     out.mkdir()
@@ -298,7 +297,7 @@ def test_output_folder_that_is_not_a_tamis_model(tmp_path: Path, tiny: Path, bei
 
 
 def test_a_tamis_model_folder_is_replaced_whole(tmp_path: Path, tiny: Path, beir: Path) -> None:
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     out = tmp_path / "m"
     train_bi_encoder(beir, out, base=str(tiny), max_steps=1, **FAST)
@@ -312,7 +311,7 @@ def test_a_tamis_model_folder_is_replaced_whole(tmp_path: Path, tiny: Path, beir
 
 
 def test_config_errors_name_the_options() -> None:
-    from tamis.training._config import TrainConfig
+    from tamis.training import TrainConfig
 
     with pytest.raises(ConfigError, match="'contrastive', 'distill', 'augmented'"):
         TrainConfig(method="magic")  # type: ignore[arg-type]
@@ -333,7 +332,7 @@ def test_contrastive_loss_takes_the_configured_directions(tmp_path: Path, tiny: 
     """GTE-style directions reach the loss, the run trains, and the card records them."""
     from sentence_transformers import SentenceTransformer
 
-    from tamis.training._config import TrainConfig
+    from tamis.training import TrainConfig
     from tamis.training._train import _student_loss, train_bi_encoder
 
     st = SentenceTransformer(str(tiny), device="cpu")
@@ -481,7 +480,7 @@ def test_cli_reindex_with_a_trained_model(tmp_path: Path, tiny: Path, beir: Path
 
     from tamis import open_collection
     from tamis.cli import app
-    from tamis.training._train import train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     train_bi_encoder(beir, tmp_path / "new", base=str(tiny), max_steps=1, learning_rate=1e-3, **FAST)
     runner = CliRunner()
