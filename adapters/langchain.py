@@ -44,7 +44,6 @@ import asyncio
 import json
 import os
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,26 +72,6 @@ __all__ = ["TamisEmbeddings", "TamisRetriever"]
 _OPEN_OPTIONS = ("path", "url", "api_key", "location", "store", "model", "encoder", "encoder_url",
                  "encoder_api_key", "backend", "device")
 
-# Embedded stores shared by the retrievers of this process, by data directory: a Qdrant Edge
-# collection can be opened by one store object per process only, and several retrievers on the
-# same collection (or a chain rebuilt per request) must not trip over that lock.
-_shared_stores: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
-_shared_lock = threading.Lock()
-
-
-def _shared_edge_store(path: Any) -> Any:
-    from tamis import registry
-    from tamis._settings import tamis_home
-
-    key = str(tamis_home(path).resolve())
-    with _shared_lock:
-        store = _shared_stores.get(key)
-        if store is None:
-            store = registry.load(registry.STORES, "edge")(tamis_home(path))
-            _shared_stores[key] = store
-        return store
-
-
 def _secret(value: SecretStr | str | None) -> str | None:
     if value is None:
         return None
@@ -118,8 +97,9 @@ class TamisRetriever(BaseRetriever):
     ``k``, ``filter``, ``score_threshold``, ``min_relevance`` and ``relevance_filter`` may also be
     given per call: ``retriever.invoke("question", k=2, filter={"lang": "en"})``.
 
-    A collection opened by name in the embedded store is shared with the other retrievers of the
-    process; if your own code holds ``open_collection("docs")`` already, pass that object instead.
+    A collection opened by name in the embedded store shares the engine of that folder with the
+    other collections of the process (other retrievers, or your own ``open_collection("docs")``);
+    `close` releases it without disturbing them.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -188,14 +168,12 @@ class TamisRetriever(BaseRetriever):
             encoder = self.encoder
             if self.encoder_url is not None:
                 encoder = _remote(self.encoder_url, _secret(self.encoder_api_key))
-            store = self.store
-            embedded = store in (None, "edge") and self.url is None and self.location is None and self.api_key is None
-            if embedded:
-                store = _shared_edge_store(self.path)
+            # the embedded store shares its engine with every store of the process on the same
+            # folder, so several retrievers (and the caller's own collection) work side by side
             self._col = open_collection(
                 self.collection,
-                path=None if embedded else self.path, url=self.url, api_key=_secret(self.api_key),
-                location=self.location, store=store, model=self.model, encoder=encoder,
+                path=self.path, url=self.url, api_key=_secret(self.api_key),
+                location=self.location, store=self.store, model=self.model, encoder=encoder,
                 backend=self.backend, device=self.device,
             )
         else:

@@ -187,7 +187,7 @@ def python_faq(args) -> dict:
             secs += time.perf_counter() - t0
             probs[test_idx] = ad.predict(te)
             bl = fit_baselines(tr, tr, target_recall=TARGET_RECALL)
-            from tamis.evaluation._filtering import method_scores
+            from tamis.evaluation import method_scores
 
             for m in base_scores:
                 base_scores[m][test_idx] = method_scores(m, te, bl)

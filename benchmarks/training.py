@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, dataset, machine, save_json  # noqa: E402
 
-from tamis.training._config import Direction  # noqa: E402
+from tamis.training import Direction  # noqa: E402
 
 
 def main() -> None:
@@ -190,7 +190,7 @@ def teacher_rerank(teacher_dir: Path, test: object, n: int, seed: int, cache: Pa
     the top 20 stays missed)."""
     from tamis.encoders import BiEncoder
     from tamis.evaluation import exact_search, ir_metrics
-    from tamis.training._data import TeacherScorer
+    from tamis.training import TeacherScorer
 
     qrels = dict(sorted(test.qrels.items()))  # type: ignore[attr-defined]
     ids = sorted(qrels)

@@ -1,6 +1,6 @@
 """The ``relevance`` stage: a collection's Cosine Adapter, applied inside the vector store.
 
-Input: a `tamis.collection._stages.SearchRequest` (query vectors, k, filter, ...). Output: per query, the
+Input: a `tamis.collection.SearchRequest` (query vectors, k, filter, ...). Output: per query, the
 hits whose calibrated relevance r = sigmoid(a(q)·g(c) + b(q)) reaches the threshold τ, best first,
 each carrying ``relevance``. How:
 
@@ -14,8 +14,13 @@ each carrying ``relevance``. How:
    holds the answer (no payload filter, ``k <= window``), its hits are cut at c*(q) instead of
    asking the store again: the same documents, one store query instead of two.
 
-Options (``request.options``): ``relevance_filter=False`` returns the plain top-k with relevance
-attached; ``min_relevance=p`` uses τ = p for this request.
+Options (``request.options``, from the caller's `tamis.collection.SearchOptions`):
+``relevance_filter=False`` returns the plain top-k with relevance attached; ``min_relevance=p`` uses
+τ = p for this request. On a collection without this stage, ``relevance_filter`` is ignored (nothing
+filters by relevance there) and ``min_relevance`` is an error that says to calibrate.
+
+Settings (the collection's manifest): ``{"adapter": CosineAdapter.to_dict()}``, stored by
+`Collection.set_adapter`.
 """
 
 from __future__ import annotations
@@ -37,19 +42,25 @@ class RelevanceFilter:
 
     Example:
         >>> stage = RelevanceFilter(adapter)                                 # doctest: +SKIP
-        >>> hits = stage(request, collection._search_store)                 # doctest: +SKIP
+        >>> hits = stage(request, search)  # search: runs a SearchRequest   # doctest: +SKIP
     """
 
     name = "relevance"
+    #: the search options this stage reads
+    options = frozenset({"relevance_filter", "min_relevance"})
+    #: ignored on a collection without this stage: nothing filters by relevance there anyway
+    options_without_stage = frozenset({"relevance_filter"})
+    #: what a collection needs to have this stage (said when ``min_relevance`` is given without it)
+    requirement = "a calibrated collection (a Cosine Adapter): run `tamis calibrate` or Collection.calibrate"
 
     def __init__(self, adapter: CosineAdapter, *, threshold: float | None = None) -> None:
         self.adapter = adapter
-        self.threshold = adapter._tau(threshold)
+        self.threshold = adapter.tau(threshold)
 
     @classmethod
-    def from_manifest(cls, calibration: Mapping[str, Any], *, fingerprint: str) -> RelevanceFilter:
-        """The stage of a collection's stored calibration; refuses another model's adapter."""
-        return cls(CosineAdapter.from_dict(calibration["adapter"], fingerprint=fingerprint))
+    def from_manifest(cls, settings: Mapping[str, Any], *, fingerprint: str) -> RelevanceFilter:
+        """The stage of a collection's stored adapter (``settings["adapter"]``); refuses another model's adapter."""
+        return cls(CosineAdapter.from_dict(settings["adapter"], fingerprint=fingerprint))
 
     def window_scores(self, request: SearchRequest, search: SearchFn) -> np.ndarray | None:
         """Each query's top-``window`` raw cosines (NaN padded), or None when the adapter needs none."""
@@ -60,7 +71,7 @@ class RelevanceFilter:
 
     def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
         opts = request.options
-        tau = self.adapter._tau(opts.get("min_relevance")) if opts.get("min_relevance") is not None else self.threshold
+        tau = self.adapter.tau(opts["min_relevance"]) if opts.get("min_relevance") is not None else self.threshold
         w = self.adapter.config.window
         # the window query already holds the answer when it is unfiltered and at least k long
         reuse = self.adapter.needs_window and request.filter is None and request.k <= w

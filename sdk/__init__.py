@@ -15,70 +15,58 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tamis._lazy import attach
 from tamis._version import __version__
 
-# public name -> private module that defines it
+# public name -> the subpackage (or module) that exports it
 _LAZY: dict[str, str] = {
-    "AdapterConfig": "tamis.calibration._adapter",
-    "BiEncoder": "tamis.encoders._encoder",
-    "CalibrationData": "tamis.calibration._adapter",
+    "AdapterConfig": "tamis.calibration",
+    "BiEncoder": "tamis.encoders",
+    "CalibrationData": "tamis.calibration",
     "CalibrationError": "tamis._errors",
-    "Chunk": "tamis.data._documents",
-    "Chunker": "tamis.data._documents",
-    "Collection": "tamis.collection._collection",
+    "Chunk": "tamis.data",
+    "Chunker": "tamis.data",
+    "Collection": "tamis.collection",
     "CollectionExistsError": "tamis._errors",
     "CollectionNotFoundError": "tamis._errors",
     "ConfigError": "tamis._errors",
-    "CosineAdapter": "tamis.calibration._adapter",
+    "CosineAdapter": "tamis.calibration",
     "DataError": "tamis._errors",
     "DataFormatError": "tamis._errors",
     "DimensionMismatchError": "tamis._errors",
-    "Document": "tamis.data._documents",
+    "Document": "tamis.data",
     "DocumentTooLargeError": "tamis._errors",
     "DuplicateIdError": "tamis._errors",
     "EmptyTextError": "tamis._errors",
-    "Encoder": "tamis.encoders._encoder",
-    "FakeEncoder": "tamis.encoders._encoder",
-    "Hit": "tamis.collection._collection",
-    "IndexReport": "tamis.collection._collection",
+    "Encoder": "tamis.encoders",
+    "FakeEncoder": "tamis.encoders",
+    "Hit": "tamis.collection",
+    "IndexReport": "tamis.collection",
     "ModelError": "tamis._errors",
     "ModelMismatchError": "tamis._errors",
     "RemoteInferenceError": "tamis._errors",
-    "RerankerConfig": "tamis.training._config",
-    "SearchRequest": "tamis.collection._stages",
-    "Stage": "tamis.collection._stages",
+    "RerankerConfig": "tamis.training",
+    "SearchOptions": "tamis.collection",
+    "SearchRequest": "tamis.collection",
+    "Stage": "tamis.collection",
     "StoreError": "tamis._errors",
     "TamisError": "tamis._errors",
-    "TrainConfig": "tamis.training._config",
-    "TrainResult": "tamis.training._train",
-    "default_model_path": "tamis.encoders._encoder",
-    "evaluate_model": "tamis.evaluation._retrieval",
-    "load_beir": "tamis.data._documents",
-    "load_directory": "tamis.data._documents",
-    "load_encoder": "tamis.encoders._encoder",
-    "load_jsonl": "tamis.data._documents",
-    "open_collection": "tamis.collection._collection",
-    "train_bi_encoder": "tamis.training._train",
-    "train_reranker": "tamis.training._train",
+    "TrainConfig": "tamis.training",
+    "TrainResult": "tamis.training",
+    "default_model_path": "tamis.encoders",
+    "evaluate_model": "tamis.evaluation",
+    "load_beir": "tamis.data",
+    "load_directory": "tamis.data",
+    "load_encoder": "tamis.encoders",
+    "load_jsonl": "tamis.data",
+    "open_collection": "tamis.collection",
+    "train_bi_encoder": "tamis.training",
+    "train_reranker": "tamis.training",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tamis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,7 +88,15 @@ if TYPE_CHECKING:  # pragma: no cover
         TamisError,
     )
     from tamis.calibration import AdapterConfig, CalibrationData, CosineAdapter
-    from tamis.collection import Collection, Hit, IndexReport, SearchRequest, Stage, open_collection
+    from tamis.collection import (
+        Collection,
+        Hit,
+        IndexReport,
+        SearchOptions,
+        SearchRequest,
+        Stage,
+        open_collection,
+    )
     from tamis.data import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
     from tamis.encoders import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
     from tamis.evaluation import evaluate_model

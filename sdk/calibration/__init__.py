@@ -1,16 +1,23 @@
-"""The Cosine Adapter: a query-dependent map from cosine scores to a calibrated probability of relevance, and its threshold."""
+"""The Cosine Adapter: a query-dependent map from cosine scores to a calibrated probability of relevance, and its threshold.
+
+``calibrate(collection, queries, qrels)`` does it all (candidates, training, threshold, baselines) and
+stores the adapter with the collection; `CalibrationData`, `CosineAdapter.fit` and `choose_threshold`
+are the steps, for custom pipelines and benchmarks.
+"""
 
 from tamis._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "AdapterConfig": "._adapter",
-        "CalibrationData": "._adapter",
+        "AdapterConfig": "._config",
+        "CalibrationData": "._data",
         "CosineAdapter": "._adapter",
-        "ThresholdReport": "._adapter",
-        "TrainingReport": "._adapter",
-        "choose_threshold": "._adapter",
-        "score_features": "._adapter",
+        "ThresholdReport": "._threshold",
+        "TrainingReport": "._train",
+        "calibrate": "._fit",
+        "choose_threshold": "._threshold",
+        "platt": "._platt",
+        "score_features": "._features",
     },
 )

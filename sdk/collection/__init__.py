@@ -1,4 +1,4 @@
-"""Collections: documents -> vectors in a store, bound to their model; ingest, versions behind an alias, search, and the query-time `Stage` protocol."""
+"""Collections: documents -> vectors in a store, bound to their model; ingest, versions behind an alias, search with `SearchOptions`, and the query-time `Stage` protocol."""
 
 from tamis._lazy import attach
 
@@ -6,12 +6,15 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "Collection": "._collection",
-        "Hit": "._collection",
-        "IndexReport": "._collection",
+        "Hit": "._stages",
+        "IndexReport": "._ingest",
         "SearchFn": "._stages",
+        "SearchOptions": "._options",
         "SearchRequest": "._stages",
         "Stage": "._stages",
+        "list_collections": "._versions",
         "open_collection": "._collection",
-        "point_id": "._collection",
+        "open_store": "._open",
+        "point_id": "._write",
     },
 )

@@ -1,28 +1,75 @@
-"""The `Stage` protocol: query-time steps that wrap a collection's store query.
+"""What a query-time stage sees: the `SearchRequest` it gets, the `Hit` objects it returns, the `Stage` protocol.
 
 A stage receives the `SearchRequest` and a function that runs a request against the store
 (``search``), and returns the hits: it may call ``search`` several times (a feature window, then
-a thresholded query), change the request (a per-query ``score_threshold``), and annotate the hits
-(``relevance``). Stages are found by name through the ``tamis.stages`` entry point
-(`tamis.registry`); the sdk never imports one at module level.
+a thresholded query), change the request (a per-query ``score_threshold``, a smaller ``k``), and
+annotate or drop hits (``relevance``). Stages are found by name through the ``tamis.stages`` entry
+point (`tamis.registry`); the sdk never imports one at module level.
+
+A collection's manifest lists its stages, each with its settings
+(``{"name": ..., "version": ..., "created": ..., "settings": {...}}``, see `Collection.set_stage`);
+the collection builds each one with ``factory.from_manifest(settings, fingerprint=<the collection's
+model fingerprint>)`` and runs them in that order: the first sees the caller's request first, and its
+``search`` runs the rest of the list, the last one's the store query.
+
+A stage declares the search options it reads (``options``, a set of names): a caller passes them to
+`Collection.search` like any other keyword (``min_relevance=0.7``) or in `SearchOptions.stage_options`,
+and every stage finds them in ``request.options``. Two more class attributes, both optional, say what
+those options mean on a collection *without* the stage (they are read from the registered factory):
+
+- ``options_without_stage``: options that are accepted and ignored there (an option that only turns
+  the stage's effect off, such as ``relevance_filter``);
+- ``requirement``: what a collection needs to have the stage, for the error that any other of its
+  options raises there: ``min_relevance=0.7 needs <requirement>; collection 'docs' has no 'relevance'
+  stage`` (the ``relevance`` stage's says to calibrate).
+
+An option that no stage registered under ``tamis.stages`` declares is a `ConfigError` (a typo).
 
 The built-in ``relevance`` stage (`tamis.plugins.relevance.RelevanceFilter`) applies a collection's
-Cosine Adapter. A stage named in a collection's manifest is built with
-``factory.from_manifest(config, fingerprint=<the collection's model fingerprint>)``.
+Cosine Adapter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-if TYPE_CHECKING:  # pragma: no cover
-    from tamis.collection._collection import Hit
+__all__ = ["Hit", "SearchFn", "SearchRequest", "Stage"]
 
-__all__ = ["SearchFn", "SearchRequest", "Stage"]
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result.
+
+    Attributes:
+        id: the document id.
+        score: raw cosine similarity of the query and the best-matching chunk.
+        text: that chunk's text (the whole document when it was not chunked).
+        title: the document title.
+        metadata: the document's metadata.
+        chunk: number of the matching chunk (0 for unchunked documents).
+        relevance: calibrated probability of relevance, when the collection has a Cosine Adapter.
+    """
+
+    id: str
+    score: float
+    text: str = ""
+    title: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    chunk: int = 0
+    relevance: float | None = None
+
+    def to_dict(self, *, with_text: bool = True) -> dict[str, Any]:
+        """The hit as JSON-ready data (scores rounded to 6 places); without text, title and metadata on request."""
+        d: dict[str, Any] = {"id": self.id, "score": round(float(self.score), 6), "chunk": self.chunk}
+        if self.relevance is not None:
+            d["relevance"] = round(float(self.relevance), 6)
+        if with_text:
+            d.update(title=self.title, text=self.text, metadata=dict(self.metadata))
+        return d
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +94,7 @@ class SearchRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> SearchRequest:
+        """A copy with ``changes`` (the same field names)."""
         return replace(self, **changes)
 
 
@@ -56,9 +104,10 @@ SearchFn = Callable[[SearchRequest], "list[list[Hit]]"]
 
 @runtime_checkable
 class Stage(Protocol):
-    """A query-time stage. ``name`` is its registry name."""
+    """A query-time stage. ``name`` is its registry name; ``options`` the stage options it reads."""
 
     name: str
+    options: Set[str]
 
     def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
         """Hits for ``request``; ``search`` runs a (possibly changed) request against the store."""

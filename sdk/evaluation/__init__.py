@@ -12,6 +12,7 @@ __getattr__, __dir__, __all__ = attach(
         "exact_search": "._retrieval",
         "exact_top_k": "._exact",
         "fit_baselines": "._filtering",
+        "method_scores": "._filtering",
         "ir_metrics": "._metrics",
         "plot_pr_curves": "._filtering",
         "pr_curve": "._metrics",

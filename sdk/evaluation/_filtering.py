@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tamis.calibration._adapter import CalibrationData, _platt, _sigmoid, choose_threshold
+from tamis._math import sigmoid
+from tamis.calibration import CalibrationData, choose_threshold, platt
 from tamis.evaluation._metrics import average_precision, ir_metrics, pr_curve, precision_at_recall
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +53,7 @@ def method_scores(method: str, data: CalibrationData, baselines: Mapping[str, An
     if method == "cosine":
         return data.scores.astype(np.float64)
     if method == "platt":
-        return _sigmoid(baselines["platt"]["a"] * data.scores.astype(np.float64) + baselines["platt"]["b"])
+        return sigmoid(baselines["platt"]["a"] * data.scores.astype(np.float64) + baselines["platt"]["b"])
     if method == "zscore":
         return _zscore(data)
     raise ValueError(f"unknown method {method!r}; one of {METHODS}")
@@ -67,7 +68,7 @@ def fit_baselines(
 ) -> dict[str, Any]:
     """Fit the baselines: Platt's (a, b) on ``train``; each baseline's threshold on ``dev`` for the target."""
     m = train.mask
-    a, b = _platt(train.scores[m], train.labels[m])
+    a, b = platt(train.scores[m], train.labels[m])
     out: dict[str, Any] = {"platt": {"a": a, "b": b}, "cosine": {}, "zscore": {}}
     for name in ("cosine", "platt", "zscore"):
         rep = choose_threshold(

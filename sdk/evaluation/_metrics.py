@@ -33,6 +33,7 @@ def ir_metrics(
         qrels: ``{query id: {doc id: grade}}``; a query of qrels missing from ``run`` scores 0.
 
     Example:
+        >>> from tamis.evaluation import ir_metrics
         >>> ir_metrics({"q": {"d1": 0.9, "d2": 0.5}}, {"q": {"d2": 1}})["MRR@10"]
         0.5
     """

@@ -91,13 +91,11 @@ def evaluate_model(
 def sample_split(
     data: TrainingData, *, max_queries: int | None, max_documents: int | None, seed: int
 ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
-    """(qrels, corpus) of a split, down to a seeded sample of judged queries and of documents
-    (the judged ones always kept)."""
+    """(qrels, corpus) of a split, down to a seeded sample of judged queries
+    (`TrainingData.sample_queries`) and of documents (the judged ones always kept)."""
     qrels = {q: docs for q, docs in data.qrels.items() if any(g > 0 for g in docs.values())}
     if max_queries and len(qrels) > max_queries:
-        keep = sorted(qrels)
-        random.Random(seed).shuffle(keep)
-        qrels = {q: qrels[q] for q in keep[:max_queries]}
+        qrels = {q: qrels[q] for q in data.sample_queries(max_queries, seed)}
     corpus = data.corpus
     if max_documents and len(corpus) > max_documents:
         judged = {d for docs in qrels.values() for d in docs}

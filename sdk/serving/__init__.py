@@ -6,8 +6,8 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "MicroBatcher": "._batching",
-        "ServerThread": "._app",
+        "ServerThread": "._server",
         "create_app": "._app",
-        "run": "._app",
+        "run": "._server",
     },
 )

@@ -120,7 +120,8 @@ class VectorStore(Protocol):
     """A vector database backend holding named collections.
 
     Implementations: ``tamis.adapters.qdrant_edge.EdgeStore`` (embedded, the default) and
-    ``tamis.adapters.qdrant_client.QdrantClientStore`` (server, cloud, or local mode).
+    ``tamis.adapters.qdrant_client.QdrantClientStore`` (server, cloud, or local mode), both built
+    on `tamis.stores.BaseStore`; a new store passes the suite `tamis.testing.VectorStoreTests`.
     All methods raising on a missing collection raise `CollectionNotFoundError`.
     """
 

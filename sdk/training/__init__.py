@@ -5,12 +5,15 @@ from tamis._lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
+        "Direction": "._config",
         "RerankerConfig": "._config",
+        "TeacherScorer": "._teacher",
         "TrainConfig": "._config",
-        "TrainResult": "._train",
+        "TrainResult": "._output",
         "TrainingData": "._data",
+        "config_from": "._config",
         "load_training_data": "._data",
-        "train_bi_encoder": "._train",
-        "train_reranker": "._train",
+        "train_bi_encoder": "._bi_encoder",
+        "train_reranker": "._reranker",
     },
 )

@@ -16,6 +16,9 @@ with ``torch.load``. `SafeCheckpoints` replaces the few Trainer methods that do 
 
 and no ``training_args.bin``. tamis trains in one process on one device (no DeepSpeed, FSDP or
 XLA), which is the only Trainer branch these methods replace.
+
+The checkpoints live in a work folder next to the model folder (`work_dir`), kept across interrupted
+runs with the same settings; `last_checkpoint` is where a run resumes.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ import json
 import logging
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
 from tamis._errors import ModelError
 
-__all__ = ["PICKLE_SUFFIXES", "SafeCheckpoints", "pickle_files", "safe_checkpoints"]
+__all__ = ["PICKLE_SUFFIXES", "SafeCheckpoints", "last_checkpoint", "pickle_files", "safe_checkpoints", "work_dir"]
 
 logger = logging.getLogger("tamis")
 
@@ -189,3 +193,50 @@ class SafeCheckpoints:
 def safe_checkpoints(trainer_cls: type) -> type:
     """``trainer_cls`` (a sentence-transformers trainer) with `SafeCheckpoints` mixed in."""
     return type(f"Safe{trainer_cls.__name__}", (SafeCheckpoints, trainer_cls), {"__module__": __name__})
+
+
+def work_dir(out: Path, key: dict[str, Any]) -> Path:
+    """The checkpoint folder next to ``out``, kept across interrupted runs with the same settings.
+
+    The Trainer writes ``checkpoints/checkpoint-<step>/`` in it as JSON + safetensors only
+    (`SafeCheckpoints`); it is removed when the model is published.
+    """
+    work = out.parent / f".{out.name}.tamis-work"
+    key_file = work / "run.json"
+    if work.exists():
+        try:
+            same = json.loads(key_file.read_text(encoding="utf-8")) == key
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    if not key_file.exists():
+        key_file.write_text(json.dumps(key, sort_keys=True), encoding="utf-8")
+    return work
+
+
+def last_checkpoint(work: Path) -> str | None:
+    """The newest complete checkpoint in ``work`` (its ``trainer_state.json`` is written last), or None.
+
+    Checkpoints are JSON + safetensors (`SafeCheckpoints`). One holding pickle files (an older
+    tamis wrote ``optimizer.pt`` and the like) is never loaded: the checkpoints are removed with a
+    warning and the run starts fresh.
+    """
+    folder = work / "checkpoints"
+    ckpts = sorted(
+        (p for p in folder.glob("checkpoint-*")
+         if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    if not ckpts:
+        return None
+    found = pickle_files(ckpts[-1])
+    if found:
+        logger.warning(
+            "checkpoint %s holds pickle files (%s), from an older tamis; tamis does not load pickles, so "
+            "training starts fresh", ckpts[-1], ", ".join(found),
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return str(ckpts[-1])

@@ -12,13 +12,17 @@ from typing import Any, Literal, get_args
 
 from tamis._errors import ConfigError
 
-__all__ = ["Direction", "DistillLoss", "Method", "Precision", "RerankerConfig", "RerankerLoss", "TrainConfig"]
+__all__ = [
+    "Direction", "DistillLoss", "Method", "Precision", "RerankerConfig", "RerankerLoss", "TrainConfig", "config_from",
+]
 
 Method = Literal["contrastive", "distill", "augmented"]
 DistillLoss = Literal["listwise", "margin_mse"]
 RerankerLoss = Literal["bce", "listwise"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Direction = Literal["query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc"]
+Direction.__doc__ = """One in-batch softmax of the contrastive loss (`TrainConfig.directions`): ``query_to_doc`` (the
+classic loss), ``doc_to_query``, ``query_to_query``, ``doc_to_doc``; ``typing.get_args(Direction)`` lists them."""
 
 
 def _check_choice(name: str, value: Any, kind: Any) -> None:
@@ -115,6 +119,7 @@ class TrainConfig(_Common):
     """How `train_bi_encoder` fine-tunes a sentence-transformers bi-encoder.
 
     Example:
+        >>> from tamis.training import TrainConfig
         >>> cfg = TrainConfig(method="distill", teacher="./teacher", epochs=1, batch_size=32)
         >>> cfg.distill_loss
         'listwise'
@@ -249,6 +254,7 @@ class RerankerConfig(_Common):
     """How `train_reranker` trains a cross-encoder teacher from any encoder checkpoint.
 
     Example:
+        >>> from tamis.training import RerankerConfig
         >>> RerankerConfig(loss="listwise", num_negatives=7).loss
         'listwise'
     """
@@ -294,7 +300,17 @@ class RerankerConfig(_Common):
 
 # a sentinel-free helper for the CLI: build from keyword arguments, dropping None for defaults
 def config_from(cls: type, **kwargs: Any) -> Any:
-    """``cls(**kwargs)`` without the keys whose value is None (so defaults apply)."""
+    """``cls(**kwargs)`` without the keys whose value is None (so defaults apply): a `TrainConfig` or
+    `RerankerConfig` from command-line options.
+
+    Raises:
+        ConfigError: a key that is not a field of ``cls``, or a value ``cls`` refuses.
+
+    Example:
+        >>> from tamis.training import TrainConfig, config_from
+        >>> config_from(TrainConfig, epochs=2, batch_size=None).batch_size
+        32
+    """
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(kwargs) - names
     if unknown:

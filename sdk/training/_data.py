@@ -1,15 +1,13 @@
 """The data side of training: BEIR splits checked for use, mined candidates, the false-negative
-guard, a cross-encoder teacher whose scores are cached on disk, and BM25 silver pairs.
+guard, random negatives from the corpus and BM25 silver pairs.
 
-Nothing here trains; `tamis.training._train` turns these into datasets for sentence-transformers' trainers.
+Nothing here trains or scores: `tamis.training._teacher` scores pairs, `tamis.training._recipes`
+and `tamis.training._reranker` turn these into datasets for sentence-transformers' trainers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import math
 import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,25 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from tamis._errors import DataError, DataFormatError, ModelError
+from tamis._errors import DataError, DataFormatError
 from tamis.data import load_beir, load_beir_queries, load_qrels
 
 __all__ = [
     "Candidates",
-    "TeacherScorer",
     "TrainingData",
+    "dev_split",
     "drop_copies_of_positives",
     "drop_false_negatives",
-    "is_cross_encoder_folder",
     "load_training_data",
     "mine_candidates",
     "silver_pairs",
+    "silver_query_pool",
+    "top_up_negatives",
+    "train_split",
 ]
-
-logger = logging.getLogger("tamis")
-
 
 @dataclass
 class TrainingData:
@@ -59,6 +54,16 @@ class TrainingData:
         """query id -> its relevant (grade > 0) document ids, for the judged queries that have any."""
         out = {q: [d for d, g in docs.items() if g > 0] for q, docs in self.qrels.items()}
         return {q: ds for q, ds in out.items() if ds}
+
+    def sample_queries(self, n: int, seed: int) -> list[str]:
+        """A seeded sample of ``n`` of the queries with a relevant document, in the sampled order.
+
+        The query ids are sorted, then shuffled by ``random.Random(seed)``: the same seed gives the
+        same sample whatever the order of ``qrels``.
+        """
+        keep = sorted(self.positives())
+        random.Random(seed).shuffle(keep)
+        return keep[:n]
 
     def fingerprint(self) -> str:
         """A short hash of the split's content (queries, positives, corpus size) for cache keys."""
@@ -120,10 +125,31 @@ def load_training_data(
             "add judgements to the qrels file or pick another split", source=qfile,
         )
     if max_queries is not None and len(data.qrels) > max_queries:
-        keep = sorted(data.positives())
-        random.Random(seed).shuffle(keep)
-        data.qrels = {q: data.qrels[q] for q in sorted(keep[:max_queries])}
+        data.qrels = {q: data.qrels[q] for q in sorted(data.sample_queries(max_queries, seed))}
     return data
+
+
+def train_split(data: str | os.PathLike[str] | TrainingData, *, max_queries: int | None, seed: int) -> TrainingData:
+    """``data`` itself when already loaded, else the train split of the BEIR folder ``data``
+    (a seeded sample of ``max_queries`` judged queries when set)."""
+    if isinstance(data, TrainingData):
+        return data
+    return load_training_data(data, "train", max_queries=max_queries, seed=seed)
+
+
+def dev_split(data: TrainingData) -> TrainingData | None:
+    """The dev split of ``data``'s folder (sharing its corpus and queries), or None when it has none.
+
+    Raises:
+        DataError, DataFormatError: the dev split exists but is broken (reported, not ignored).
+    """
+    try:
+        return load_training_data(data.root, "dev", corpus=data.corpus, queries=data.queries)
+    except DataError as exc:
+        # a missing dev split is fine (no dev metrics); a broken one is reported, not ignored
+        if "no qrels for split" in str(exc):
+            return None
+        raise
 
 
 # -- candidates ---------------------------------------------------------------------------------
@@ -201,6 +227,7 @@ def drop_false_negatives(
     dropped. Without one, the top ``skip_top`` ranks are skipped.
 
     Example:
+        >>> from tamis.training._data import drop_false_negatives
         >>> drop_false_negatives([("a", .9), ("b", .5)], teacher_probability={"a": .97, "b": .1},
         ...                      positive_probability=.98, margin=.1)
         [('b', 0.5)]
@@ -221,6 +248,7 @@ def drop_copies_of_positives(
     with the same lemmas and no examples).
 
     Example:
+        >>> from tamis.training._data import drop_copies_of_positives
         >>> drop_copies_of_positives([("a", .9), ("b", .8), ("p", .7)], ["p"], {"a": "mourn", "b": "grieve", "p": "mourn"})
         [('b', 0.8)]
     """
@@ -229,179 +257,47 @@ def drop_copies_of_positives(
     return [(d, s) for d, s in candidates if d not in pos and corpus.get(d) not in texts]
 
 
-# -- the teacher ------------------------------------------------------------------------------------
-def is_cross_encoder_folder(path: Path) -> bool:
-    """True if ``path`` holds a cross-encoder: a sentence-transformers CrossEncoder, or a Hugging
-    Face model with a sequence-classification head and one output."""
-    st_cfg = path / "config_sentence_transformers.json"
-    if st_cfg.is_file():
-        try:
-            kind = json.loads(st_cfg.read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError):
-            kind = None
-        if kind is not None:
-            return kind == "CrossEncoder"
-    if (path / "modules.json").is_file() and any(
-        p.name.endswith("Pooling") for p in path.iterdir() if p.is_dir()
-    ):
-        return False
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        conf = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    archs = conf.get("architectures") or []
-    n_labels = len(conf.get("id2label") or {"0": ""})
-    return any(str(a).endswith("ForSequenceClassification") for a in archs) and n_labels == 1
+def top_up_negatives(
+    negatives: Sequence[str],
+    n: int,
+    exclude: set[str],
+    doc_ids: Sequence[str],
+    rng: random.Random,
+    *,
+    required: bool = True,
+) -> list[str]:
+    """The first ``n`` of ``negatives`` topped up to ``n`` with distinct documents of ``doc_ids``
+    drawn by ``rng`` (none in ``exclude``, the query's positives), so every row has the same columns.
 
+    Drawing stops when the corpus has no document left to give (or after ``100 * n`` draws).
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
-
-
-class TeacherScorer:
-    """A cross-encoder teacher whose scores (logits) are cached on disk, so a rerun or a resumed
-    run never scores a (query, document) pair twice.
-
-    The cache is JSON lines, one line per scored chunk, appended and flushed as scoring goes:
-    ``{"k": [pair keys], "s": [logits]}``, in ``<cache_dir>/teacher-scores/<teacher fingerprint>.jsonl``.
-    A line cut short by a crash is ignored on the next load.
-
-    Attributes:
-        computed: pairs scored by the model in this process.
-        reused: pairs answered from the cache.
+    Raises:
+        DataError: fewer than ``n`` could be found and ``required`` is set (else the shorter list
+            is returned).
     """
-
-    chunk = 512
-
-    def __init__(
-        self,
-        model: str | os.PathLike[str],
-        *,
-        cache_dir: str | os.PathLike[str],
-        device: str = "auto",
-        batch_size: int = 128,
-        max_seq_length: int | None = None,
-        progress: bool = False,
-    ) -> None:
-        from tamis.encoders import resolve_device, resolve_model
-
-        source = resolve_model(model)
-        path = Path(source)
-        if path.is_dir() and not is_cross_encoder_folder(path):
-            raise ModelError(
-                f"teacher {os.fspath(model)!r} is not a cross-encoder (no sequence-classification head with "
-                "one output; it looks like a bi-encoder or another kind of model); pass a cross-encoder "
-                "folder, e.g. one made by `tamis train-reranker DATA --out DIR`"
-            )
-        self.name = os.fspath(model)
-        self.source = source
-        self._device = resolve_device(device)
-        self._batch_size = batch_size
-        self._max_len = max_seq_length
-        self._progress = progress
-        self._model: Any = None
-        self.fingerprint = _folder_fingerprint(path) if path.is_dir() else hashlib.sha256(source.encode()).hexdigest()[:32]
-        self.cache_file = Path(cache_dir) / "teacher-scores" / f"{self.fingerprint}.jsonl"
-        self._scores: dict[str, float] = {}
-        self._load_cache()
-        self.computed = 0
-        self.reused = 0
-
-    @property
-    def model(self) -> Any:
-        if self._model is None:
-            from sentence_transformers import CrossEncoder
-
-            try:
-                self._model = CrossEncoder(self.source, device=self._device, max_length=self._max_len)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"could not load teacher cross-encoder {self.name!r}: {exc}") from exc
-            if getattr(self._model, "num_labels", 1) != 1:
-                raise ModelError(
-                    f"teacher {self.name!r} has {self._model.num_labels} outputs; a teacher must give one "
-                    "relevance score per (query, document) pair"
-                )
-        return self._model
-
-    def _load_cache(self) -> None:
-        if not self.cache_file.is_file():
-            return
-        with open(self.cache_file, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                    keys, scores = rec["k"], rec["s"]
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a crash
-                if isinstance(keys, list) and isinstance(scores, list) and len(keys) == len(scores):
-                    self._scores.update(zip(keys, scores, strict=True))
-
-    @staticmethod
-    def key(query: str, document: str) -> str:
-        return hashlib.blake2b(f"{query}\x1f{document}".encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
-
-    def logits(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Teacher logits of (query, document) pairs, from the cache or computed (and cached)."""
-        keys = [self.key(q, d) for q, d in pairs]
-        todo: dict[str, tuple[str, str]] = {}
-        for k, p in zip(keys, pairs, strict=True):
-            if k not in self._scores:
-                todo.setdefault(k, p)
-        self.reused += len(pairs) - sum(1 for k in keys if k in todo)
-        if todo:
-            self._compute(todo)
-        return np.array([self._scores[k] for k in keys], dtype=np.float64)
-
-    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """sigmoid(logits): the teacher's probability that each document is relevant."""
-        return _sigmoid(self.logits(pairs))
-
-    def _compute(self, todo: dict[str, tuple[str, str]]) -> None:
-        import torch
-
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        items = list(todo.items())
-        bar = None
-        if self._progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(items), desc="teacher scoring", unit="pair")
-        with open(self.cache_file, "a", encoding="utf-8") as fh:
-            for start in range(0, len(items), self.chunk):
-                part = items[start : start + self.chunk]
-                out = self.model.predict(
-                    [p for _, p in part], batch_size=self._batch_size, activation_fn=torch.nn.Identity(),
-                    show_progress_bar=False, convert_to_numpy=True,
-                )
-                scores = [float(x) for x in np.asarray(out, dtype=np.float64).reshape(-1)]
-                if any(not math.isfinite(s) for s in scores):
-                    raise ModelError(f"teacher {self.name!r} gave a non-finite score; check the model")
-                fh.write(json.dumps({"k": [k for k, _ in part], "s": scores}) + "\n")
-                fh.flush()
-                self._scores.update((k, s) for (k, _), s in zip(part, scores, strict=True))
-                self.computed += len(part)
-                if bar is not None:
-                    bar.update(len(part))
-        if bar is not None:
-            bar.close()
-
-
-def _folder_fingerprint(path: Path) -> str:
-    """sha256 over the names and bytes of a model folder's weight and config files."""
-    h = hashlib.sha256()
-    for f in sorted(path.rglob("*")):
-        if f.is_file() and f.suffix in (".safetensors", ".json", ".bin", ".txt", ".model") and f.name != "README.md":
-            h.update(str(f.relative_to(path)).encode())
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-    return h.hexdigest()[:32]
+    negs = list(negatives[:n])
+    tries = 0
+    while len(negs) < n and tries < 100 * n and len(doc_ids) > len(exclude) + len(negs):
+        tries += 1
+        d = rng.choice(doc_ids)
+        if d not in exclude and d not in negs:
+            negs.append(d)
+    if required and len(negs) < n:
+        raise DataError(f"the corpus is too small to find {n} negatives per query; lower num_negatives")
+    return negs
 
 
 # -- Augmented SBERT ---------------------------------------------------------------------------------
+def silver_query_pool(data: TrainingData) -> list[str]:
+    """Queries that may get silver pairs: any query not judged in another split (no test leakage)."""
+    held_out: set[str] = set()
+    for f in (data.root / "qrels").glob("*.tsv"):
+        if f.stem != data.split:
+            with open(f, encoding="utf-8") as fh:
+                held_out.update(line.split("\t", 1)[0] for line in fh)
+    return sorted(q for q in data.queries if q not in held_out)
+
+
 def silver_pairs(
     data: TrainingData,
     query_ids: Sequence[str],

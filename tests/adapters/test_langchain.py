@@ -146,8 +146,12 @@ async def test_async_is_native_batched_and_matches_sync(indexed: str) -> None:
 def test_two_retrievers_share_the_embedded_store(indexed: str) -> None:
     a = TamisRetriever(collection=indexed, encoder=ENC)
     b = TamisRetriever(collection=indexed, encoder=ENC, k=1)
-    assert a.tamis_collection.store is b.tamis_collection.store
-    assert len(a.invoke("apples")) == 4 and len(b.invoke("apples")) == 1
+    with tamis.open_collection(indexed, encoder=ENC) as mine:  # and the caller's own collection
+        assert len(a.invoke("apples")) == 4 and len(b.invoke("apples")) == 1
+        assert mine.count() == len(DOCS)
+    a.close()
+    assert len(b.invoke("apples")) == 1  # closing one retriever leaves the other working
+    b.close()
 
 
 async def test_calibrated_threshold_is_used_and_overridable() -> None:

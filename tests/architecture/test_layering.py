@@ -92,8 +92,11 @@ def imports_of(module: str, path: Path, known: set[str], lazy: dict[str, dict[st
                 if target.startswith("tamis"):
                     for alias in child.names:
                         # a name re-exported lazily by a package is an import of the module defining it
-                        via = (lazy or {}).get(target, {}).get(alias.name)
-                        m = resolve(via or f"{target}.{alias.name}")
+                        via, seen = target, set()
+                        while via in (lazy or {}) and alias.name in lazy[via] and via not in seen:
+                            seen.add(via)
+                            via = lazy[via][alias.name]  # follow re-exports down to the defining module
+                        m = resolve(via if via != target else f"{target}.{alias.name}")
                         if m:
                             found.add(m)
             visit(child)
@@ -198,3 +201,55 @@ def test_the_test_catches_a_forbidden_import(tmp_path):
     g = {"tamis.a": imports_of("tamis.a", a, known), "tamis.b": imports_of("tamis.b", b, known)}
     assert g == {"tamis.a": {"tamis.b", "tamis.adapters.x"}, "tamis.b": {"tamis.a"}}
     assert _cycles(g) == [["tamis.a", "tamis.b"]]
+
+
+#: the sdk's packages by layer: a package imports only from lower layers (adapters and plugins sit on top)
+LAYERS: list[set[str]] = [
+    {"tamis"},
+    {"tamis.data", "tamis.encoders", "tamis.stores", "tamis.serving"},
+    {"tamis.calibration"},
+    {"tamis.collection"},
+    {"tamis.evaluation"},
+    {"tamis.training"},
+    {"tamis.cli", "tamis.testing"},
+]
+
+
+def package_of(module: str) -> str:
+    """The sdk package a module belongs to: ``tamis.collection._ingest`` -> ``tamis.collection``;
+    ``tamis._errors``, ``tamis.registry`` and ``tamis`` itself -> ``tamis`` (the base layer)."""
+    parts = module.split(".")
+    if len(parts) >= 2 and not parts[1].startswith("_") and parts[1] != "registry":
+        return ".".join(parts[:2])
+    return "tamis"
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    rank = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+    bad = []
+    for m, targets in sorted(graph.items()):
+        if not _sdk(m) or m == "tamis":  # the top package only re-exports, lazily
+            continue
+        src = package_of(m)
+        for t in sorted(targets):
+            dst = package_of(t)
+            if _sdk(t) and dst != src and rank.get(dst, 99) >= rank.get(src, -1):
+                bad.append(f"{m} ({src}, layer {rank.get(src)}) imports {t} ({dst}, layer {rank.get(dst)})")
+    return bad
+
+
+def test_every_sdk_package_has_a_layer():
+    pkgs = {package_of(m) for m in module_files() if _sdk(m)}
+    assert pkgs == set().union(*LAYERS), "add the new package to LAYERS (and to docs/ARCHITECTURE.md)"
+
+
+def test_packages_import_only_lower_layers(graph):
+    bad = layer_violations(graph)
+    assert not bad, "an sdk package imports only from lower layers (docs/ARCHITECTURE.md):\n" + "\n".join(bad)
+
+
+def test_the_layer_check_catches_an_upward_import():
+    g = {"tamis.data._x": {"tamis.collection._y"}, "tamis.collection._y": {"tamis.data._x"}}
+    assert layer_violations(g) == [
+        "tamis.data._x (tamis.data, layer 1) imports tamis.collection._y (tamis.collection, layer 3)"
+    ]

@@ -18,7 +18,7 @@ from tamis import (
     FakeEncoder,
     ModelMismatchError,
 )
-from tamis.calibration._adapter import _platt, score_features
+from tamis.calibration import platt, score_features
 
 VOCAB = [f"w{i}" for i in range(400)]
 OFF_TOPIC = "What is the boiling point of ethanol?"
@@ -107,7 +107,7 @@ def test_platt_recovers_a_known_logistic_map():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, 20000)
     y = (rng.random(20000) < 1 / (1 + np.exp(-(6 * x - 2)))).astype(float)
-    a, b = _platt(x, y)
+    a, b = platt(x, y)
     assert a == pytest.approx(6, rel=0.1) and b == pytest.approx(-2, rel=0.1)
 
 
@@ -267,8 +267,9 @@ def test_adapter_of_another_model_is_refused_by_the_collection(calibrated, tmp_p
     with pytest.raises(ModelMismatchError, match="fingerprint"):
         col.set_adapter(foreign)
     # a manifest that carries another model's adapter is refused at search time
-    col.manifest["calibration"]["adapter"]["fingerprint"] = "0" * 32
-    col.manifest["calibration"]["version"] += 1
+    entry = next(e for e in col.manifest["stages"] if "adapter" in e["settings"])
+    entry["settings"]["adapter"]["fingerprint"] = "0" * 32
+    entry["version"] += 1
     with pytest.raises(ModelMismatchError):
         col.search("w1 w2", k=3)
 

@@ -8,7 +8,6 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import tamis
 from tamis.cli import app
 
 runner = CliRunner()
@@ -35,17 +34,14 @@ def beir(tmp_path):
     return root
 
 
-@pytest.fixture
-def fake_model(monkeypatch):
-    """Route model loading to the deterministic FakeEncoder so CLI tests need no model."""
-    import tamis.collection._collection as c
-
-    monkeypatch.setattr(c, "load_encoder", lambda model, **kw: tamis.FakeEncoder(dim=32))
+#: the deterministic, model-free encoder (`tamis.FakeEncoder`) through the real CLI: a collection
+#: indexed with it records "fake:32" and re-opens with it, so later commands need no --model
+FAKE_MODEL = ["--model", "fake:32"]
 
 
-def test_index_then_search(tmp_path, beir, fake_model):
+def test_index_then_search(tmp_path, beir):
     data = tmp_path / "data"
-    res = runner.invoke(app, ["index", str(beir), "--collection", "c", "--path", str(data), "--json"])
+    res = runner.invoke(app, ["index", str(beir), "--collection", "c", "--path", str(data), "--json", *FAKE_MODEL])
     assert res.exit_code == 0, res.output
     assert '"documents": 40' in res.output
     res = runner.invoke(app, ["search", "the volcano erupted", "-c", "c", "--path", str(data), "-k", "3", "--json"])
@@ -58,7 +54,7 @@ def test_index_then_search(tmp_path, beir, fake_model):
     assert res.stdout.split() == ["c"]
 
 
-def test_list_info_delete_use_the_name_not_the_versions(tmp_path, beir, fake_model):
+def test_list_info_delete_use_the_name_not_the_versions(tmp_path, beir):
     from tamis.adapters.qdrant_edge import EdgeStore
 
     def physical():
@@ -66,7 +62,7 @@ def test_list_info_delete_use_the_name_not_the_versions(tmp_path, beir, fake_mod
             return st.list_collections(), st.resolve_alias("c")
 
     data = tmp_path / "data"
-    assert runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data)]).exit_code == 0
+    assert runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data), *FAKE_MODEL]).exit_code == 0
     assert physical() == (["c__v1"], "c__v1")
     assert runner.invoke(app, ["list", "--path", str(data)]).stdout.split() == ["c"]
     res = runner.invoke(app, ["list", "--path", str(data), "--long"])
@@ -74,7 +70,7 @@ def test_list_info_delete_use_the_name_not_the_versions(tmp_path, beir, fake_mod
     info = json.loads(runner.invoke(app, ["info", "-c", "c", "--path", str(data)]).stdout)
     assert (info["name"], info["physical"]) == ("c", "c__v1")
 
-    res = runner.invoke(app, ["reindex", "-c", "c", "--model", "another", "--keep-old", "--path", str(data)])
+    res = runner.invoke(app, ["reindex", "-c", "c", "--model", "fake:16", "--keep-old", "--path", str(data)])
     assert res.exit_code == 0, res.output
     assert physical() == (["c__v1", "c__v2"], "c__v2")
     assert runner.invoke(app, ["list", "--path", str(data)]).stdout.split() == ["c"]
@@ -89,9 +85,9 @@ def test_list_info_delete_use_the_name_not_the_versions(tmp_path, beir, fake_mod
     assert res.exit_code == 2 and "CollectionNotFoundError" in res.stderr
 
 
-def test_batch_search_json_lines(tmp_path, beir, fake_model):
+def test_batch_search_json_lines(tmp_path, beir):
     data = tmp_path / "data"
-    assert runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data)]).exit_code == 0
+    assert runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data), *FAKE_MODEL]).exit_code == 0
     outfile = tmp_path / "run.jsonl"
     res = runner.invoke(
         app, ["search", "--queries", str(beir / "queries.jsonl"), "-c", "c", "--path", str(data), "-k", "7", "--json", "--out", str(outfile)]
@@ -106,16 +102,16 @@ def test_batch_search_json_lines(tmp_path, beir, fake_model):
         assert set(line["hits"][0]) == {"id", "score", "chunk"}
 
 
-def test_errors_are_typed_and_short(tmp_path, beir, fake_model):
+def test_errors_are_typed_and_short(tmp_path, beir):
     data = tmp_path / "data"
     res = runner.invoke(app, ["search", "x", "-c", "missing", "--path", str(data)])
     assert res.exit_code == 2
     assert "CollectionNotFoundError" in res.stderr and "Traceback" not in res.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"_id": "a", "text": "ok"}\n{"_id": "a", "text": "dup"}\n', encoding="utf-8")
-    res = runner.invoke(app, ["index", str(bad), "-c", "c", "--path", str(data)])
+    res = runner.invoke(app, ["index", str(bad), "-c", "c", "--path", str(data), *FAKE_MODEL])
     assert res.exit_code == 2 and "DuplicateIdError" in res.stderr
-    res = runner.invoke(app, ["index", str(bad), "-c", "c", "--path", str(data), "--skip-invalid", "--json"])
+    res = runner.invoke(app, ["index", str(bad), "-c", "c", "--path", str(data), "--skip-invalid", "--json", *FAKE_MODEL])
     assert res.exit_code == 0 and '"DuplicateIdError": 1' in res.stdout
     res = runner.invoke(app, ["search", "-c", "c", "--path", str(data)])
     assert res.exit_code == 2 and "either a QUERY" in res.stderr
@@ -123,11 +119,11 @@ def test_errors_are_typed_and_short(tmp_path, beir, fake_model):
     assert res.exit_code == 2 and "--filter is not valid JSON" in res.stderr
 
 
-def test_jsonl_field_options(tmp_path, fake_model):
+def test_jsonl_field_options(tmp_path):
     f = tmp_path / "docs.jsonl"
     f.write_text('{"id": 1, "body": "alpha beta", "lang": "en"}\n{"id": 2, "body": "gamma", "lang": "de"}\n', encoding="utf-8")
     data = tmp_path / "data"
-    res = runner.invoke(app, ["index", str(f), "-c", "j", "--path", str(data), "--id-field", "id", "--text-field", "body"])
+    res = runner.invoke(app, ["index", str(f), "-c", "j", "--path", str(data), "--id-field", "id", "--text-field", "body", *FAKE_MODEL])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["search", "gamma", "-c", "j", "--path", str(data), "--filter", '{"lang": "de"}', "--json"])
     assert [h["id"] for h in json.loads(res.stdout)["hits"]] == ["2"]

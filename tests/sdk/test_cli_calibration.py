@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import tamis
 from tamis.cli import app
 
 runner = CliRunner()
@@ -35,17 +34,15 @@ def beir(tmp_path):
     return root
 
 
-@pytest.fixture
-def fake_model(monkeypatch):
-    import tamis.collection._collection as c
-
-    monkeypatch.setattr(c, "load_encoder", lambda model, **kw: tamis.FakeEncoder(dim=256))
+#: the deterministic, model-free encoder (`tamis.FakeEncoder`), 256-d, through the real CLI; the
+#: collection records it and re-opens with it
+FAKE_MODEL = ["--model", "fake:256"]
 
 
 @pytest.fixture
-def calibrated(tmp_path, beir, fake_model):
+def calibrated(tmp_path, beir):
     data = tmp_path / "data"
-    res = runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data)])
+    res = runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data), *FAKE_MODEL])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["calibrate", "-c", "c", "--data", str(beir), "--split", "train", "--dev-split", "dev",
                               "--target-recall", "0.9", "--path", str(data), "--save", str(tmp_path / "ad"), "--json", *FAST])
@@ -103,9 +100,9 @@ def test_eval_reports_ranking_filtering_and_a_plot(calibrated, beir, tmp_path):
     assert res.exit_code == 0 and "PR-AUC" in res.stdout and "nDCG@10" in res.stdout
 
 
-def test_calibrate_errors_are_typed(tmp_path, beir, fake_model):
+def test_calibrate_errors_are_typed(tmp_path, beir):
     data = tmp_path / "data"
-    runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data)])
+    runner.invoke(app, ["index", str(beir), "-c", "c", "--path", str(data), *FAKE_MODEL])
     res = runner.invoke(app, ["calibrate", "-c", "c", "--data", str(beir), "--split", "nope", "--path", str(data)])
     assert res.exit_code == 2 and "DataFormatError" in res.stderr and "train" in res.stderr
     res = runner.invoke(app, ["calibrate", "-c", "c", "--data", str(beir), "--features", "all", "--path", str(data)])

@@ -15,8 +15,9 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from tamis._errors import ConfigError, DataError, ModelError  # noqa: E402
-from tamis.encoders import default_model_path, load_encoder  # noqa: E402
-from tamis.encoders._onnx import _POOLING_MODES, OnnxEncoder, _ensure_export, _pool  # noqa: E402
+from tamis.encoders import OnnxEncoder, default_model_path, load_encoder  # noqa: E402
+from tamis.encoders._onnx_export import ensure_export  # noqa: E402
+from tamis.encoders._onnx_runtime import POOLING_MODES, pool  # noqa: E402
 
 LONG = " ".join(f"token{i} and some filler words" for i in range(200))  # well over 256 tokens
 
@@ -151,7 +152,7 @@ def test_cache_hit_reuses_the_file_and_does_not_import_torch(enc: OnnxEncoder, o
     before = onnx_file.stat().st_mtime_ns
     code = (
         "import json, sys\n"
-        "from tamis.encoders._onnx import OnnxEncoder\n"
+        "from tamis.encoders import OnnxEncoder\n"
         "enc = OnnxEncoder()\n"  # the cache comes from $TAMIS_CACHE
         "v = enc.encode(['a cat', 'a dog'], kind='query')\n"
         "tok = enc.tokenizer('a cat')\n"
@@ -181,27 +182,27 @@ def test_unsupported_pipeline_is_refused_before_loading_torch(tmp_path: Path) ->
 
 def test_concurrent_exporter_wins_and_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If another process renames its export into place while we export, we keep theirs."""
-    import tamis.encoders._onnx as onnx_mod
+    import tamis.encoders._onnx_export as export_mod
 
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
     root = tmp_path / "cache"
-    target = root / onnx_mod._model_key(model)
+    target = root / export_mod._model_key(model)
 
     def fake_export(folder: Path, out: Path, name: str) -> None:
         for where, who in ((target, "them"), (out, "us")):  # they finish first
             where.mkdir(parents=True, exist_ok=True)
             (where / "model.onnx").write_text(who)
-            (where / "meta.json").write_text(json.dumps({"format": onnx_mod.EXPORT_FORMAT, "who": who}))
+            (where / "meta.json").write_text(json.dumps({"format": export_mod.EXPORT_FORMAT, "who": who}))
 
-    monkeypatch.setattr(onnx_mod, "_export", fake_export)
-    assert _ensure_export(model, root, "m") == target
+    monkeypatch.setattr(export_mod, "_export", fake_export)
+    assert ensure_export(model, root, "m") == target
     assert json.loads((target / "meta.json").read_text())["who"] == "them"
     assert [p.name for p in root.iterdir()] == [target.name]
 
 
-@pytest.mark.parametrize("mode", _POOLING_MODES)
+@pytest.mark.parametrize("mode", POOLING_MODES)
 @pytest.mark.parametrize("prompt_length", [0, 2])
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_numpy_pooling_matches_sentence_transformers(mode: str, prompt_length: int, side: str) -> None:
@@ -221,13 +222,13 @@ def test_numpy_pooling_matches_sentence_transformers(mode: str, prompt_length: i
     if prompt_length:
         features["prompt_length"] = prompt_length
     want = pooling(features)["sentence_embedding"].numpy()
-    np.testing.assert_allclose(_pool(hidden, mask, (mode,), prompt_length), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pool(hidden, mask, (mode,), prompt_length), want, rtol=1e-5, atol=1e-6)
 
 
 def test_several_pooling_modes_concatenate() -> None:
     hidden = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
     mask = np.array([[1, 1, 1], [1, 1, 0]])
-    out = _pool(hidden, mask, ("cls", "mean"))
+    out = pool(hidden, mask, ("cls", "mean"))
     np.testing.assert_allclose(out, [[0, 1, 2, 3], [6, 7, 7, 8]])
 
 

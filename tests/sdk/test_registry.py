@@ -14,6 +14,8 @@ def test_builtin_stores_are_entry_points():
 def test_unknown_names_list_what_exists():
     with pytest.raises(ConfigError, match=r"no store named 'nope'; available: .*edge"):
         registry.load(registry.STORES, "nope")
+    with pytest.raises(ConfigError, match=r"no encoder named 'nope'; available: .*fake"):
+        registry.load(registry.ENCODERS, "nope")
     with pytest.raises(ConfigError, match="unknown registry group"):
         registry.available("tamis.things")
 

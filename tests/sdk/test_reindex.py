@@ -24,11 +24,11 @@ def col(request: pytest.FixtureRequest) -> Any:
 
 
 def _served(store: Any) -> tuple[str, int, Any]:
-    """(model name, dim, calibration) of what the name 'docs' serves now, through a fresh handle."""
+    """(model name, dim, query-time stages) of what the name 'docs' serves now, through a fresh handle."""
     other = open_collection("docs", store=store)
     hits = other.search_vector(np.ones(other.manifest["dim"], dtype=np.float32), 2, relevance_filter=False)
     assert len(hits) == 2
-    return other.manifest["model"]["name"], other.manifest["dim"], other.manifest.get("calibration")
+    return other.manifest["model"]["name"], other.manifest["dim"], other.manifest["stages"]
 
 
 def test_reindex_switches_atomically(col: Any) -> None:
@@ -36,7 +36,7 @@ def test_reindex_switches_atomically(col: Any) -> None:
     words = "red green blue cyan".split()
     col.calibrate({f"q{i}": f"about {w}" for i, w in enumerate(words)}, {f"q{i}": {f"d{i}": 1} for i in range(4)},
                   candidates=4, holdout=0)
-    assert col.manifest["calibration"] is not None
+    assert col.adapter is not None and [e["name"] for e in col.manifest["stages"]] == ["relevance"]
     seen: list[tuple[str, int, Any]] = []
 
     def during(done: int, total: int) -> None:
@@ -45,9 +45,9 @@ def test_reindex_switches_atomically(col: Any) -> None:
     report = col.reindex(DOCS, encoder=FakeEncoder(dim=24, name="new"), progress=during, batch_size=2)
     assert report.documents == 4
     # queries during the re-index: the old version, with its calibration
-    assert seen and all(s[:2] == ("old", 16) and s[2] is not None for s in seen)
-    assert _served(col.store) == ("new", 24, None)  # after: the new one, uncalibrated
-    assert col.physical == "docs__v2" and col.manifest["calibration"] is None
+    assert seen and all(s[:2] == ("old", 16) and s[2] for s in seen)
+    assert _served(col.store) == ("new", 24, [])  # after: the new one, uncalibrated
+    assert col.physical == "docs__v2" and col.manifest["stages"] == [] and col.adapter is None
     assert col.store.resolve_alias("docs") == "docs__v2"
 
     # the next re-index is a pure alias switch; the replaced version is removed
@@ -97,7 +97,7 @@ def _old(store: Any, **kw: Any) -> Any:
 
 
 def test_a_new_collection_is_version_1_behind_its_alias(store: Any) -> None:
-    from tamis.collection._collection import _list_names
+    from tamis.collection import list_collections
 
     col = _old(store, create=True)
     assert store.list_collections() == [] and col.physical == "docs__v1"  # nothing before `index`
@@ -105,7 +105,7 @@ def test_a_new_collection_is_version_1_behind_its_alias(store: Any) -> None:
     assert store.list_collections() == ["docs__v1"]
     assert store.resolve_alias("docs") == "docs__v1"
     assert col.name == "docs" and col.physical == "docs__v1"
-    assert _list_names(store) == [("docs", "docs__v1")]
+    assert list_collections(store) == [("docs", "docs__v1")]
     info = open_collection("docs", store=store).info()
     assert (info["name"], info["physical"], info["points"]) == ("docs", "docs__v1", 4)
 
@@ -145,7 +145,7 @@ def test_the_first_reindex_is_a_pure_alias_switch(col: Any) -> None:
 
 @pytest.mark.parametrize("reopen", ["open", "create"])
 def test_a_version_left_without_its_alias_by_a_crash_is_adopted(store: Any, reopen: str) -> None:
-    from tamis.collection._collection import _list_names
+    from tamis.collection import list_collections
 
     def crash(alias: str, target: str) -> None:
         raise Crash
@@ -155,7 +155,7 @@ def test_a_version_left_without_its_alias_by_a_crash_is_adopted(store: Any, reop
         _old(store, create=True).index(DOCS)
     del store.set_alias
     assert store.list_collections() == ["docs__v1"] and store.resolve_alias("docs") is None
-    assert _list_names(store) == [("docs", "docs__v1")]  # listed under the name that opens it
+    assert list_collections(store) == [("docs", "docs__v1")]  # listed under the name that opens it
 
     col = _old(store, create=reopen == "create")
     assert store.resolve_alias("docs") == "docs__v1" and col.physical == "docs__v1"
@@ -177,14 +177,14 @@ def _legacy(store: Any) -> Any:
 
 
 def test_a_collection_stored_under_its_own_name_keeps_working(store: Any) -> None:
-    from tamis.collection._collection import _list_names
+    from tamis.collection import list_collections
 
     col = _legacy(store)
     assert col.physical == "docs" and _served(store)[:2] == ("old", 16)
-    assert _list_names(store) == [("docs", "docs")]
+    assert list_collections(store) == [("docs", "docs")]
     col.reindex(encoder=FakeEncoder(dim=24, name="new"))  # its first re-index: delete, then alias
     assert store.list_collections() == ["docs__v2"] and store.resolve_alias("docs") == "docs__v2"
-    assert _served(store)[:2] == ("new", 24) and _list_names(store) == [("docs", "docs__v2")]
+    assert _served(store)[:2] == ("new", 24) and list_collections(store) == [("docs", "docs__v2")]
 
 
 def test_a_crash_in_the_first_switch_of_an_old_collection_is_adopted(store: Any) -> None:
@@ -204,7 +204,7 @@ def test_a_crash_in_the_first_switch_of_an_old_collection_is_adopted(store: Any)
 
 def test_delete_removes_the_name_and_every_version(store: Any) -> None:
     from tamis import Collection, CollectionNotFoundError
-    from tamis.collection._collection import _list_names
+    from tamis.collection import list_collections
 
     col = _old(store, create=True)
     col.index(DOCS)
@@ -213,7 +213,7 @@ def test_delete_removes_the_name_and_every_version(store: Any) -> None:
     Collection("docs", store, physical="docs__v3", encoder=FakeEncoder(dim=8, name="newer")).index(DOCS[:1])
     store.create_collection("docs__v9", dim=4, metadata={"owner": "someone else"})
     assert store.list_collections() == ["docs__v1", "docs__v2", "docs__v3", "docs__v9"]
-    assert _list_names(store) == [("docs", "docs__v2")]
+    assert list_collections(store) == [("docs", "docs__v2")]
 
     open_collection("docs", store=store).delete()
     assert store.list_collections() == ["docs__v9"] and store.resolve_alias("docs") is None

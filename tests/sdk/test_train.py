@@ -131,7 +131,7 @@ class _PlantedTeacher:
 def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None:
     from tamis.training import TrainConfig
     from tamis.training._data import drop_false_negatives, load_training_data
-    from tamis.training._train import _contrastive_data
+    from tamis.training._recipes import contrastive_examples
 
     td = load_training_data(beir, "train")
     q = "q-fruit-0"
@@ -147,7 +147,7 @@ def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None
     assert [d for d, _ in drop_false_negatives(mined[q], skip_top=1)] == ["vehicle-1", "weather-1"]
     # teacher guard, through the contrastive recipe
     cfg = TrainConfig(method="contrastive", teacher="unused", num_negatives=1, mining_depth=8)
-    ds, _ = _contrastive_data(td, mined, _PlantedTeacher(), cfg)  # type: ignore[arg-type]
+    ds, _ = contrastive_examples(td, mined, _PlantedTeacher(), cfg)  # type: ignore[arg-type]
     row = next(r for r in ds if r["positive"] == td.corpus["fruit-0"])
     assert row["negative_1"] == td.corpus["vehicle-1"]
     assert td.corpus["fruit-0-copy"] not in ds["negative_1"]
@@ -158,7 +158,7 @@ def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
     the model to score one pair both high and low: every recipe drops it from the negatives."""
     from tamis.training import TrainConfig
     from tamis.training._data import drop_copies_of_positives, load_training_data
-    from tamis.training._train import _contrastive_data, _distill_data
+    from tamis.training._recipes import contrastive_examples, distill_examples
 
     td = load_training_data(beir, "train")
     q = "q-fruit-0"
@@ -168,7 +168,7 @@ def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
     assert [d for d, _ in drop_copies_of_positives(mined[q], ["fruit-0"], td.corpus)] == [
         "vehicle-1", "weather-1", "music-1"]
 
-    ds, _ = _contrastive_data(td, mined, None, TrainConfig(num_negatives=1, mining_depth=8))
+    ds, _ = contrastive_examples(td, mined, None, TrainConfig(num_negatives=1, mining_depth=8))
     row = next(r for r in ds if r["anchor"] == td.queries[q])
     assert row["negative_1"] == td.corpus["vehicle-1"]
 
@@ -177,15 +177,14 @@ def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
             return np.zeros(len(pairs), dtype=np.float32)
 
     cfg = TrainConfig(method="distill", teacher="unused", candidates=3, mining_depth=8)
-    dd, _ = _distill_data(td, mined, _Flat(), cfg)  # type: ignore[arg-type]
+    dd, _ = distill_examples(td, mined, _Flat(), cfg)  # type: ignore[arg-type]
     row = next(r for r in dd if r["query"] == td.queries[q])
     assert [row["document_1"], row["document_2"]] == [td.corpus["vehicle-1"], td.corpus["weather-1"]]
 
 
 # -- teacher scores are cached; a resumed run does not recompute them ----------------------------------
 def test_teacher_scores_cached_and_resumed(tmp_path: Path, tiny: Path, beir: Path, teacher: Path) -> None:
-    from tamis.training import train_bi_encoder
-    from tamis.training._data import TeacherScorer
+    from tamis.training import TeacherScorer, train_bi_encoder
 
     cache = tmp_path / "cache"
     opts = dict(method="distill", base=str(tiny), teacher=str(teacher), candidates=4, mining_depth=8,
@@ -332,14 +331,14 @@ def test_contrastive_loss_takes_the_configured_directions(tmp_path: Path, tiny: 
     """GTE-style directions reach the loss, the run trains, and the card records them."""
     from sentence_transformers import SentenceTransformer
 
-    from tamis.training import TrainConfig
-    from tamis.training._train import _student_loss, train_bi_encoder
+    from tamis.training import TrainConfig, train_bi_encoder
+    from tamis.training._recipes import student_loss
 
     st = SentenceTransformer(str(tiny), device="cpu")
     dirs = ("query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc")
-    loss = _student_loss(st, TrainConfig(directions=dirs, scale=30.0))
+    loss = student_loss(st, TrainConfig(directions=dirs, scale=30.0))
     assert tuple(loss.directions) == dirs and loss.scale == 30.0
-    cached = _student_loss(st, TrainConfig(directions=dirs[:2], mini_batch_size=4))
+    cached = student_loss(st, TrainConfig(directions=dirs[:2], mini_batch_size=4))
     assert type(cached).__name__ == "CachedMultipleNegativesRankingLoss" and tuple(cached.directions) == dirs[:2]
     out = tmp_path / "sym"
     result = train_bi_encoder(beir, out, base=str(tiny), mining_depth=8, directions=dirs, **FAST)
@@ -398,7 +397,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    import tamis.training._train as train_mod
+    import tamis.training._trainer as trainer_mod
+    from tamis.training import train_bi_encoder, train_reranker
     from tamis.training._checkpoints import SafeCheckpoints
 
     class Crash(TrainerCallback):
@@ -407,16 +407,16 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
                 raise KeyboardInterrupt("power cut")
 
     if kind == "bi-encoder":
-        train, opts = train_mod.train_bi_encoder, dict(method="contrastive")
+        train, opts = train_bi_encoder, dict(method="contrastive")
     else:
-        train, opts = train_mod.train_reranker, dict(miner=str(tiny), num_negatives=3, mining_depth=8)
+        train, opts = train_reranker, dict(miner=str(tiny), num_negatives=3, mining_depth=8)
     opts |= dict(base=str(tiny), max_steps=4, checkpoint_steps=1, **FAST)
     reference = train(beir, tmp_path / "ref", **opts)  # the same run, never interrupted
     assert reference.resumed_from is None and reference.steps == 4
 
     out = tmp_path / "m"
     with monkeypatch.context() as m:
-        m.setattr(train_mod, "_time_limit_callback", lambda minutes: [Crash()])
+        m.setattr(trainer_mod, "_time_limit_callback", lambda minutes: [Crash()])
         m.setattr(torch, "save", _refuse("torch.save"))
         with pytest.raises(KeyboardInterrupt):
             train(beir, out, **opts)
@@ -452,8 +452,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 
 
 def test_a_checkpoint_with_pickle_files_is_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from tamis.training._checkpoints import SafeCheckpoints
-    from tamis.training._train import _last_checkpoint
+    from tamis.training._checkpoints import SafeCheckpoints, last_checkpoint
 
     work = tmp_path / "work"
     old = work / "checkpoints" / "checkpoint-3"  # as an older tamis wrote it
@@ -464,7 +463,7 @@ def test_a_checkpoint_with_pickle_files_is_never_loaded(tmp_path: Path, caplog: 
     (work / "checkpoints" / "checkpoint-5").mkdir()  # torn: no trainer_state.json, skipped
 
     with caplog.at_level(logging.WARNING, logger="tamis"):
-        assert _last_checkpoint(work) is None
+        assert last_checkpoint(work) is None
     assert "pickle files (optimizer.pt, training_args.bin)" in caplog.text and "starts fresh" in caplog.text
     assert not (work / "checkpoints").exists()  # the next checkpoints start from a clean folder
 

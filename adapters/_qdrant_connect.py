@@ -1,0 +1,116 @@
+"""Opening a ``QdrantClient`` for `QdrantClientStore`, and recognising the errors it raises."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from qdrant_client import QdrantClient
+
+from tamis._errors import CollectionNotFoundError, ConfigError, DimensionMismatchError, StoreError
+
+__all__ = ["Connection", "connect", "is_conflict", "is_not_found", "store_error"]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An opened client: whether the store owns it, whether it is local mode, where it points."""
+
+    client: QdrantClient
+    owned: bool
+    local: bool
+    where: str
+
+
+def connect(
+    location: str | None,
+    *,
+    url: str | None,
+    api_key: str | None,
+    path: str | os.PathLike[str] | None,
+    prefer_grpc: bool,
+    timeout: int | None,
+    client: QdrantClient | None,
+    client_kwargs: dict[str, Any],
+) -> Connection:
+    """Check the `QdrantClientStore` connection arguments and open (or adopt) the client."""
+    given = [n for n, v in (("location", location), ("url", url), ("path", path)) if v is not None]
+    if client is not None:
+        extra = given + [n for n, v in (("api_key", api_key), ("timeout", timeout)) if v is not None]
+        extra += sorted(client_kwargs) + (["prefer_grpc"] if prefer_grpc else [])
+        if extra:
+            raise ConfigError(
+                f"client= was given together with {extra}; configure the QdrantClient yourself, "
+                f"or pass connection arguments without client="
+            )
+        if not isinstance(client, QdrantClient):
+            raise ConfigError(f"client must be a qdrant_client.QdrantClient, got {type(client).__name__}")
+        options = client.init_options
+        where = (
+            ":memory:"
+            if options.get("location") == ":memory:"
+            else str(
+                options.get("path") or options.get("url") or options.get("location") or options.get("host")
+            )
+        )
+        local = options.get("location") == ":memory:" or options.get("path") is not None
+        return Connection(client, False, local, where)
+    if len(given) != 1:
+        raise ConfigError(
+            f"give exactly one of location (':memory:' or a URL), url= or path=; got "
+            f"{given or 'none'}. Examples: QdrantClientStore(':memory:'), "
+            f"QdrantClientStore(path='./qdrant'), QdrantClientStore(url='http://localhost:6333')"
+        )
+    local = location == ":memory:" or path is not None
+    if local and api_key is not None:
+        raise ConfigError("api_key= applies to a server url=; local mode (':memory:' / path=) takes none")
+    where = str(location or url or path)
+    try:
+        opened = QdrantClient(
+            location=location,
+            url=url,
+            api_key=api_key,
+            path=None if path is None else os.fspath(path),
+            prefer_grpc=prefer_grpc,
+            timeout=timeout,
+            **client_kwargs,
+        )
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise StoreError(
+            f"cannot open Qdrant at {where!r}: {exc}"
+            + ("; close the other client using this folder first" if "already accessed" in str(exc) else "")
+        ) from exc
+    return Connection(opened, True, local, where)
+
+
+def is_not_found(exc: Exception) -> bool:
+    """True if the client says the collection does not exist (REST, gRPC or local mode)."""
+    if getattr(exc, "status_code", None) == 404:  # REST: UnexpectedResponse
+        return True
+    code = getattr(exc, "code", None)  # gRPC: RpcError
+    if callable(code):
+        with contextlib.suppress(Exception):
+            return getattr(code(), "name", "") == "NOT_FOUND"
+    return isinstance(exc, ValueError) and "not found" in str(exc).lower()  # local mode
+
+
+def is_conflict(exc: Exception) -> bool:
+    """True if the client says the collection exists already."""
+    if getattr(exc, "status_code", None) == 409:
+        return True
+    return "already exists" in str(exc).lower()
+
+
+def store_error(exc: Exception, op: str, name: str | None, where: str) -> StoreError:
+    """The tamis error for ``exc``, raised by the client while doing ``op`` on collection ``name``."""
+    text = str(exc)
+    if name is not None and is_not_found(exc):
+        return CollectionNotFoundError(
+            f"no collection or alias named {name!r} in Qdrant at {where!r}; create it first or check the name"
+        )
+    if "dimension error" in text.lower():
+        return DimensionMismatchError(f"collection {name!r} in {where!r}: {text}")
+    target = f" {name!r}" if name is not None else ""
+    return StoreError(f"Qdrant at {where!r} failed to {op}{target}: {text}")

@@ -1,0 +1,174 @@
+"""`tamis train` and `tamis train-reranker`: fine-tune a bi-encoder, or a cross-encoder to teach it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+import typer
+from rich.table import Table
+
+from tamis._errors import TamisError
+from tamis.cli._app import (
+    DeviceOpt,
+    VerboseOpt,
+    _fail,
+    _setup_logging,
+    app,
+    out,
+)
+
+
+def _print_train_result(result: Any, json_out: bool) -> None:
+    if json_out:
+        out.print_json(json.dumps(result.to_dict(), default=str))
+        return
+    out.print(
+        f"[green]saved[/] {result.kind} ({result.method}) to [bold]{result.path}[/]: {result.examples:,} examples, "
+        f"{result.steps:,} steps, {result.seconds / 60:.1f} min"
+        + (f", resumed from {Path(result.resumed_from).name}" if result.resumed_from else ""),
+        highlight=False,
+    )
+    if result.teacher_pairs_computed or result.teacher_pairs_reused:
+        out.print(f"teacher scores: {result.teacher_pairs_computed:,} computed, {result.teacher_pairs_reused:,} from the cache")
+    if result.dev_after:
+        table = Table(title="dev metrics", header_style="bold", box=None)
+        for col in ("metric", "before", "after"):
+            table.add_column(col, justify="right" if col != "metric" else "left")
+        for key, after in result.dev_after.items():
+            if key == "queries":
+                continue
+            before = result.dev_before.get(key)
+            table.add_row(key, "" if before is None else f"{before:.4f}", f"{after:.4f}")
+        out.print(table)
+
+
+def _stdout_for_json(json_out: bool) -> Any:
+    """With --json, the trainer's own log lines go to stderr so stdout holds only the JSON."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext()
+
+
+TrainOut = Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (new, empty, or an older tamis model).")]
+EpochsOpt = Annotated[float | None, typer.Option("--epochs", help="Passes over the training data.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Examples per optimiser step.")]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
+MaxQueriesOpt = Annotated[int | None, typer.Option("--max-train-queries", help="Use a seeded sample of this many train queries.")]
+MaxMinutesOpt = Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this many minutes (the model is saved).")]
+MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimiser steps.")]
+PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="auto | fp32 | fp16 | bf16 (auto: bf16/fp16 on CUDA).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+GroupOpt = Annotated[bool, typer.Option(
+    "--group-by-length/--random-batches",
+    help="Batch examples of similar length (less padding, faster) or plain random batches.",
+)]
+
+
+@app.command("train-reranker")
+def train_reranker_cmd(
+    data: Annotated[Path, typer.Argument(help="A BEIR folder with qrels/train.tsv.")],
+    out_dir: TrainOut,
+    base: Annotated[str | None, typer.Option("--base", help="Encoder checkpoint to start from (default: all-MiniLM-L6-v2 + a fresh head).")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="bce | listwise.")] = None,
+    miner: Annotated[str | None, typer.Option("--miner", help="Bi-encoder that mines hard negatives (default: all-MiniLM-L6-v2).")] = None,
+    num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="Hard negatives per query.")] = None,
+    random_negatives: Annotated[int | None, typer.Option("--random-negatives", help="Random negatives per query.")] = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    seed: SeedOpt = None,
+    max_train_queries: MaxQueriesOpt = None,
+    max_minutes: MaxMinutesOpt = None,
+    max_steps: MaxStepsOpt = None,
+    precision: PrecisionOpt = None,
+    group_by_length: GroupOpt = True,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train a cross-encoder (a teacher for `tamis train --method distill|augmented`) on DATA's train qrels."""
+    _setup_logging(verbose)
+    from tamis.training import RerankerConfig, config_from, train_reranker
+
+    try:
+        cfg = config_from(
+            RerankerConfig, base=base, loss=loss, miner=miner, num_negatives=num_negatives,
+            random_negatives=random_negatives, epochs=epochs,
+            batch_size=batch_size, learning_rate=lr, seed=seed, max_train_queries=max_train_queries,
+            max_minutes=max_minutes, max_steps=max_steps, precision=precision, device=device,
+            group_by_length=group_by_length,
+        )
+        with _stdout_for_json(json_out):
+            result = train_reranker(data, out_dir, cfg)
+    except TamisError as exc:
+        _fail(exc)
+        return
+    _print_train_result(result, json_out)
+
+
+@app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Argument(help="A BEIR folder with qrels/train.tsv (and dev.tsv for the model card).")],
+    out_dir: TrainOut,
+    method: Annotated[str, typer.Option("--method", help="contrastive | distill | augmented.")] = "contrastive",
+    teacher: Annotated[str | None, typer.Option("--teacher", help="Cross-encoder folder (needed by distill and augmented).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Bi-encoder to start from (default: all-MiniLM-L6-v2).")] = None,
+    distill_loss: Annotated[str | None, typer.Option("--distill-loss", help="listwise (CADET KL) | margin_mse.")] = None,
+    candidates: Annotated[int | None, typer.Option("--candidates", help="distill: documents per candidate list.")] = None,
+    infonce_weight: Annotated[float | None, typer.Option(
+        "--infonce-weight", help="distill (listwise): weight of the InfoNCE term on the gold pairs (CADET: 0.1).")] = None,
+    num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="contrastive: hard negatives per query.")] = None,
+    mini_batch_size: Annotated[int | None, typer.Option("--mini-batch-size", help="Use CachedMNRL with this mini-batch.")] = None,
+    directions: Annotated[str | None, typer.Option(
+        "--directions", help="Contrastive softmax directions, comma-separated from query_to_doc, doc_to_query, "
+        "query_to_query, doc_to_doc; 'all' for the four (GTE's improved contrastive loss).")] = None,
+    skip_top: Annotated[int | None, typer.Option("--skip-top", help="False-negative guard without a teacher: skip these top ranks.")] = None,
+    lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (merged into the saved model).")] = False,
+    matryoshka: Annotated[str | None, typer.Option("--matryoshka", help="Matryoshka dimensions, e.g. 384,256,128,64.")] = None,
+    epochs: EpochsOpt = None,
+    batch_size: BatchOpt = None,
+    lr: LrOpt = None,
+    seed: SeedOpt = None,
+    max_train_queries: MaxQueriesOpt = None,
+    max_minutes: MaxMinutesOpt = None,
+    max_steps: MaxStepsOpt = None,
+    precision: PrecisionOpt = None,
+    group_by_length: GroupOpt = True,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fine-tune a bi-encoder on DATA: contrastive, distill (from a teacher) or augmented (Augmented SBERT)."""
+    _setup_logging(verbose)
+    from tamis._errors import ConfigError
+    from tamis.training import Direction, TrainConfig, config_from, train_bi_encoder
+
+    try:
+        dims = None
+        if matryoshka:
+            try:
+                dims = tuple(int(x) for x in matryoshka.split(",") if x.strip())
+            except ValueError as exc:
+                raise ConfigError(f"--matryoshka takes comma-separated integers, got {matryoshka!r}") from exc
+        dirs = None
+        if directions:
+            dirs = (get_args(Direction) if directions.strip() == "all"
+                    else tuple(x.strip() for x in directions.split(",") if x.strip()))
+        cfg = config_from(
+            TrainConfig, method=method, teacher=teacher, base=base, distill_loss=distill_loss, candidates=candidates,
+            infonce_weight=infonce_weight,
+            num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
+            matryoshka_dims=dims, directions=dirs, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
+            max_train_queries=max_train_queries, max_minutes=max_minutes, max_steps=max_steps,
+            precision=precision, device=device, group_by_length=group_by_length,
+        )
+        with _stdout_for_json(json_out):
+            result = train_bi_encoder(data, out_dir, cfg)
+    except TamisError as exc:
+        _fail(exc)
+        return
+    _print_train_result(result, json_out)

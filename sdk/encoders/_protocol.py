@@ -1,0 +1,42 @@
+"""The `Encoder` protocol: what tamis needs from anything that turns texts into vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Encoder", "TextKind"]
+
+#: what a text is for: some models encode queries and documents differently (prompts)
+TextKind = Literal["query", "document"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What tamis needs from an encoder.
+
+    Attributes:
+        name: the model name or path, for humans.
+        dim: vector dimension.
+        fingerprint: a hash of the weights and configuration that produced the vectors;
+            a collection remembers it and refuses vectors from any other.
+        max_seq_length: the longest input in tokens the model reads (longer input is truncated).
+    """
+
+    name: str
+    dim: int
+    fingerprint: str
+    max_seq_length: int
+
+    def encode(
+        self, texts: Sequence[str], *, kind: TextKind = "document", batch_size: int = 64
+    ) -> np.ndarray:
+        """Encode texts to an (n, dim) float32 array of unit-length rows."""
+        ...
+
+    @property
+    def tokenizer(self) -> Any | None:
+        """A Hugging Face fast tokenizer for token-aware chunking, or None if unknown."""
+        ...

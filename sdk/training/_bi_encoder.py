@@ -1,0 +1,179 @@
+"""Training the student: `train_bi_encoder`, a sentence-transformers bi-encoder fine-tuned on a BEIR
+folder's train split by one of the recipes of `tamis.training._recipes` (contrastive, distill, augmented).
+
+tamis adds the recipes and the glue, never a training loop: mining (``mine_hard_negatives``), the
+false-negative guard, teacher scores cached on disk, BM25 silver pairs, LoRA / Matryoshka
+wrappers, a model card with dev metrics before and after, an output folder that appears only
+when complete, and a resumable checkpoint folder next to it (JSON + safetensors only, never
+unpickled: see ``tamis.training._checkpoints``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tamis._errors import ConfigError
+from tamis._version import __version__
+from tamis.training._checkpoints import work_dir
+from tamis.training._config import TrainConfig, config_from
+from tamis.training._data import Candidates, TrainingData, dev_split, mine_candidates, train_split
+from tamis.training._output import TrainResult, check_output, now, save_model_folder
+from tamis.training._recipes import examples, student_loss
+from tamis.training._teacher import TeacherScorer, check_teacher
+from tamis.training._trainer import cache_folder, fit, load_bi_encoder
+
+__all__ = ["train_bi_encoder"]
+
+
+def train_bi_encoder(
+    data: str | os.PathLike[str] | TrainingData,
+    out: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    **settings: Any,
+) -> TrainResult:
+    """Fine-tune a sentence-transformers bi-encoder on a BEIR folder's train split.
+
+    Methods (``TrainConfig.method``):
+
+    * ``contrastive`` — MultipleNegativesRankingLoss (Cached with ``mini_batch_size``) on
+      (query, positive, mined hard negatives); the false-negative guard drops negatives the teacher
+      scores within ``false_negative_margin`` of the positive (with a teacher), or skips the top
+      ``skip_top`` ranks (without one).
+    * ``distill`` — the teacher scores each query's candidate list (cached on disk); the student
+      learns listwise KL (CADET) or MarginMSE.
+    * ``augmented`` — Augmented SBERT: BM25 pairs labelled by the teacher (silver, CoSENT loss)
+      alongside the gold pairs (MultipleNegativesRankingLoss).
+
+    The model folder appears at ``out`` only when complete, with a model card (README.md) and
+    ``tamis_model.json`` holding the settings and the dev metrics before and after.
+
+    Args:
+        data: a BEIR folder (or `TrainingData` of its train split).
+        out: the model folder to write (absent, empty, or an older tamis model).
+        config: a `TrainConfig`; or pass its fields as keyword arguments.
+
+    Example:
+        >>> train_bi_encoder("./scifact", "./student", method="distill", teacher="./teacher")  # doctest: +SKIP
+    """
+    if config is not None and settings:
+        raise ConfigError("pass config= or keyword settings, not both")
+    cfg = config if config is not None else config_from(TrainConfig, **settings)
+    out = Path(out).expanduser()
+    check_output(out)
+    t0 = time.perf_counter()
+    from tamis.encoders import resolve_device
+
+    device = resolve_device(cfg.device)
+    cache = cache_folder(cfg)
+    teacher = None
+    if cfg.teacher:
+        teacher = TeacherScorer(
+            cfg.teacher, cache_dir=cache, device=device, batch_size=cfg.encode_batch_size,
+            max_seq_length=cfg.max_seq_length, progress=cfg.progress,
+        )
+    td = train_split(data, max_queries=cfg.max_train_queries, seed=cfg.seed)
+    dev = dev_split(td) if cfg.dev_queries != 0 else None
+
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    enc = load_bi_encoder(cfg.base, device, cfg.max_seq_length)
+    model = enc.model
+    dim = enc.dim
+    if cfg.matryoshka_dims and max(cfg.matryoshka_dims) > dim:
+        raise ConfigError(f"matryoshka_dims {list(cfg.matryoshka_dims)} go beyond the model's dimension {dim}")
+
+    dev_before = _dev_metrics(model, dev, cfg)
+    teacher_check = check_teacher(model, teacher, dev, cfg)
+    mined: Candidates = {}
+    if cfg.method in ("contrastive", "distill"):
+        mined = mine_candidates(
+            model, td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
+            cache_folder=cache / "embeddings" / enc.fingerprint,
+        )
+    ds, n_examples = examples(td, mined, teacher, cfg)
+    loss = student_loss(model, cfg)
+
+    if cfg.lora:
+        _add_lora(model, cfg)
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    from tamis.training._sampler import LengthGroupedBatchSampler
+
+    key = {
+        "kind": "bi-encoder", "config": cfg.to_dict(), "data": td.fingerprint(), "base": enc.fingerprint,
+        "teacher": teacher.fingerprint if teacher else None,
+    }
+    work = work_dir(out, key)
+    sampler = (functools.partial(LengthGroupedBatchSampler, no_duplicates=True) if cfg.group_by_length
+               else BatchSamplers.NO_DUPLICATES)
+    state, resume = fit(
+        SentenceTransformerTrainer, SentenceTransformerTrainingArguments, cfg, model=model, dataset=ds, loss=loss,
+        work=work, device=device, n_examples=n_examples, batch_sampler=sampler,
+    )
+    if cfg.lora:
+        model[0].model = model[0].model.merge_and_unload()
+    model.eval()
+    dev_after = _dev_metrics(model, dev, cfg)
+
+    result = TrainResult(
+        path=out, kind="bi-encoder", method=cfg.method, examples=n_examples, steps=int(state.global_step),
+        seconds=0.0, dev_before=dev_before, dev_after=dev_after, resumed_from=resume,
+        teacher_pairs_computed=teacher.computed if teacher else 0,
+        teacher_pairs_reused=teacher.reused if teacher else 0, teacher_check=teacher_check,
+    )
+
+    def meta() -> dict[str, Any]:
+        result.seconds = time.perf_counter() - t0
+        return {
+            "kind": "bi-encoder", "method": cfg.method, "tamis_version": __version__, "created": now(),
+            "data": {
+                "path": str(td.root), "split": td.split, "queries": len(td.positives()),
+                "fingerprint": td.fingerprint(),
+                "dev": None if dev is None else {
+                    "queries": min(len(dev.positives()), cfg.dev_queries or len(dev.positives())),
+                    "documents": min(len(dev.corpus), cfg.dev_documents or len(dev.corpus)),
+                },
+            },
+            "base": cfg.base or "all-MiniLM-L6-v2", "teacher": cfg.teacher,
+            "loss": type(loss).__name__ if not isinstance(loss, dict) else {k: type(v).__name__ for k, v in loss.items()},
+            "settings": cfg.to_dict(), "result": result.to_dict(),
+        }
+
+    save_model_folder(out, work, model.save, meta)
+    return result
+
+
+def _dev_metrics(model: Any, dev: TrainingData | None, cfg: TrainConfig) -> dict[str, float]:
+    """``model``'s dev metrics (exact search on a seeded sample, see `tamis.evaluation.evaluate_model`); {} without dev."""
+    if dev is None:
+        return {}
+    from tamis.evaluation import evaluate_model
+
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_model(
+            model, dev, max_queries=cfg.dev_queries or None, max_documents=cfg.dev_documents,
+            seed=cfg.seed, batch_size=cfg.encode_batch_size, progress=cfg.progress,
+        )
+    finally:
+        model.train(was_training)
+
+
+def _add_lora(model: Any, cfg: TrainConfig) -> None:
+    """Wrap ``model``'s transformer in a LoRA adapter (merged back after training)."""
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError as exc:  # pragma: no cover - part of the train extra
+        raise ImportError('LoRA needs peft: pip install "tamis[train]"') from exc
+    lcfg = LoraConfig(
+        task_type=TaskType.FEATURE_EXTRACTION, r=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout, inference_mode=False,
+    )
+    model[0].model = get_peft_model(model[0].model, lcfg)
