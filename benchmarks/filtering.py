@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _encode_cache import DATA, OUT, encoded, load_encoder_fast  # noqa: E402
 
 from tamis import CalibrationData, CosineAdapter, Document  # noqa: E402
+from tamis.calibration import fit_baselines, method_scores  # noqa: E402
 from tamis.data import load_qrels  # noqa: E402
-from tamis.evaluation import evaluate_filtering, fit_baselines, plot_pr_curves  # noqa: E402
+from tamis.evaluation import evaluate_filtering, plot_pr_curves  # noqa: E402
 
 logger = logging.getLogger("tamis.bench")
 K = 100
@@ -187,7 +188,6 @@ def python_faq(args) -> dict:
             secs += time.perf_counter() - t0
             probs[test_idx] = ad.predict(te)
             bl = fit_baselines(tr, tr, target_recall=TARGET_RECALL)
-            from tamis.evaluation import method_scores
 
             for m in base_scores:
                 base_scores[m][test_idx] = method_scores(m, te, bl)

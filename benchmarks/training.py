@@ -74,8 +74,9 @@ def main() -> None:
                     help="contrastive loss directions, comma-separated (all four: GTE's improved contrastive loss)")
     args = ap.parse_args()
 
+    from tamis.data import TrainingData, load_training_data
     from tamis.evaluation import evaluate_model
-    from tamis.training import TrainingData, load_training_data, train_bi_encoder, train_reranker
+    from tamis.training import train_bi_encoder, train_reranker
 
     root = Path(args.data) if args.data else dataset("wordnet-reverse-dictionary")
     work = Path(args.workdir)

@@ -40,8 +40,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from tamis.data import load_training_data
     from tamis.evaluation import evaluate_model
-    from tamis.training import load_training_data, train_bi_encoder
+    from tamis.training import train_bi_encoder
 
     root = Path(args.data) if args.data else dataset("wordnet-reverse-dictionary")
     dev = load_training_data(root, "dev")

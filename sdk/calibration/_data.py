@@ -169,7 +169,7 @@ class CalibrationData:
         batch_size: int = 1024,
     ) -> CalibrationData:
         """Exact top-``k`` candidates by brute-force cosine over unit vectors (for benchmarks, small sets)."""
-        from tamis.evaluation import exact_top_k
+        from tamis._math import exact_top_k
 
         qv = np.asarray(query_vectors, dtype=np.float32)
         scores, labels, docs, rel = [], [], [], []

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from tamis.calibration._adapter import CosineAdapter
+from tamis.calibration._baselines import fit_baselines
 from tamis.calibration._config import AdapterConfig, make_config
 from tamis.calibration._data import CalibrationData, Teacher, holdout_split
-from tamis.evaluation import fit_baselines
 
 if TYPE_CHECKING:  # pragma: no cover
     from tamis.collection import Collection

@@ -22,61 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tamis._math import sigmoid
-from tamis.calibration import CalibrationData, choose_threshold, platt
+from tamis.calibration import METHODS, CalibrationData, method_scores
 from tamis.evaluation._metrics import average_precision, ir_metrics, pr_curve, precision_at_recall
 
 if TYPE_CHECKING:  # pragma: no cover
     from tamis.calibration import CosineAdapter
     from tamis.collection import Collection
 
-__all__ = ["METHODS", "evaluate_collection", "evaluate_filtering", "fit_baselines", "method_scores", "plot_pr_curves"]
+__all__ = ["evaluate_collection", "evaluate_filtering", "plot_pr_curves"]
 
 logger = logging.getLogger("tamis")
-
-METHODS = ("adapter", "cosine", "platt", "zscore")
-
-
-def _zscore(data: CalibrationData) -> np.ndarray:
-    s = data.scores.astype(np.float64)
-    mean = np.nanmean(s, axis=1, keepdims=True)
-    std = np.nanstd(s, axis=1, keepdims=True)
-    return (s - mean) / np.where(std > 1e-9, std, 1.0)
-
-
-def method_scores(method: str, data: CalibrationData, baselines: Mapping[str, Any], adapter: CosineAdapter | None = None) -> np.ndarray:
-    """The (n, K) scores of ``method`` on ``data`` (NaN for padding)."""
-    if method == "adapter":
-        if adapter is None:
-            raise ValueError("the adapter method needs an adapter")
-        return adapter.predict(data)
-    if method == "cosine":
-        return data.scores.astype(np.float64)
-    if method == "platt":
-        return sigmoid(baselines["platt"]["a"] * data.scores.astype(np.float64) + baselines["platt"]["b"])
-    if method == "zscore":
-        return _zscore(data)
-    raise ValueError(f"unknown method {method!r}; one of {METHODS}")
-
-
-def fit_baselines(
-    train: CalibrationData,
-    dev: CalibrationData,
-    *,
-    target_recall: float | None = None,
-    target_precision: float | None = None,
-) -> dict[str, Any]:
-    """Fit the baselines: Platt's (a, b) on ``train``; each baseline's threshold on ``dev`` for the target."""
-    m = train.mask
-    a, b = platt(train.scores[m], train.labels[m])
-    out: dict[str, Any] = {"platt": {"a": a, "b": b}, "cosine": {}, "zscore": {}}
-    for name in ("cosine", "platt", "zscore"):
-        rep = choose_threshold(
-            method_scores(name, dev, out), dev, target_recall=target_recall, target_precision=target_precision
-        )
-        out[name]["threshold"] = rep.threshold
-    return out
-
 
 def _calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
     edges = np.linspace(0, 1, bins + 1)

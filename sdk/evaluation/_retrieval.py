@@ -6,8 +6,8 @@ import os
 import random
 from typing import Any
 
+from tamis.data import TrainingData, load_training_data
 from tamis.evaluation._metrics import ir_metrics
-from tamis.training import TrainingData, load_training_data
 
 __all__ = ["evaluate_model", "exact_search", "sample_split"]
 
@@ -31,7 +31,7 @@ def exact_search(
     """
     import numpy as np
 
-    from tamis.evaluation._exact import exact_top_k
+    from tamis._math import exact_top_k
 
     doc_ids, q_ids = list(corpus), list(queries)
     if not doc_ids or not q_ids:

@@ -18,9 +18,10 @@ from typing import Any
 
 from tamis._errors import ConfigError
 from tamis._version import __version__
+from tamis.data import TrainingData
 from tamis.training._checkpoints import work_dir
 from tamis.training._config import TrainConfig, config_from
-from tamis.training._data import Candidates, TrainingData, dev_split, mine_candidates, train_split
+from tamis.training._data import Candidates, dev_split, mine_candidates, train_split
 from tamis.training._output import TrainResult, check_output, now, save_model_folder
 from tamis.training._recipes import examples, student_loss
 from tamis.training._teacher import TeacherScorer, check_teacher

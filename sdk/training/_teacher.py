@@ -17,8 +17,8 @@ import numpy as np
 
 from tamis._errors import ModelError
 from tamis._math import sigmoid
+from tamis.data import TrainingData
 from tamis.training._config import TrainConfig
-from tamis.training._data import TrainingData
 
 __all__ = ["TeacherScorer", "check_teacher", "folder_fingerprint", "is_cross_encoder_folder"]
 

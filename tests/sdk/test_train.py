@@ -55,7 +55,8 @@ def test_reranker_is_a_plain_cross_encoder(teacher: Path) -> None:
 
 def test_reranker_negatives_mix_hard_and_random(tmp_path: Path, tiny: Path, beir: Path) -> None:
     """Each query gets num_negatives hard + random_negatives random documents (BCE rows: 1 + both)."""
-    from tamis.training import load_training_data, train_reranker
+    from tamis.data import load_training_data
+    from tamis.training import train_reranker
 
     positives = load_training_data(beir, "train").positives()
     for hard, rand in ((2, 0), (2, 3)):
@@ -129,8 +130,9 @@ class _PlantedTeacher:
 
 
 def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None:
+    from tamis.data import load_training_data
     from tamis.training import TrainConfig
-    from tamis.training._data import drop_false_negatives, load_training_data
+    from tamis.training._data import drop_false_negatives
     from tamis.training._recipes import contrastive_examples
 
     td = load_training_data(beir, "train")
@@ -156,8 +158,9 @@ def test_false_negative_guard_drops_a_planted_false_negative(beir: Path) -> None
 def test_an_exact_copy_of_the_positive_is_never_a_negative(beir: Path) -> None:
     """A document with the positive's exact text (WordNet: two senses, same lemmas, no examples) would ask
     the model to score one pair both high and low: every recipe drops it from the negatives."""
+    from tamis.data import load_training_data
     from tamis.training import TrainConfig
-    from tamis.training._data import drop_copies_of_positives, load_training_data
+    from tamis.training._data import drop_copies_of_positives
     from tamis.training._recipes import contrastive_examples, distill_examples
 
     td = load_training_data(beir, "train")
