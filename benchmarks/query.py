@@ -56,7 +56,8 @@ def main() -> None:
             t0 = time.perf_counter()
             col.index(docs)
             print(f"indexed {n} documents in {time.perf_counter() - t0:.1f}s (cached in {path})")
-        print("engine:", col.store.collection_info(col.physical))
+        physical = col.physical  # the version behind the alias `name` (e.g. bench__v1)
+        print("engine:", col.store.collection_info(physical))
         # recall@10 of default settings vs exact, all test queries
         vecs = col.encode_queries(qtexts)
         approx = col.search_vectors(vecs, 10)
@@ -75,7 +76,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(default_model_path()), device="cpu")
-    shard = qe.EdgeShard.load(str(Path(path) / "collections" / name / "shard"))
+    shard = qe.EdgeShard.load(str(Path(path) / "collections" / physical / "shard"))
     params = qe.SearchParams(hnsw_ef=128, exact=False)
 
     def bare(q: str) -> None:
