@@ -117,26 +117,33 @@ class SharedShards:
     def release(self, user: object) -> list[str]:
         """``user`` is done: flush every shard, and close them all if it was the last user.
 
+        Only the last user's release holds the process-wide registry lock while it closes (so no new
+        store on the path loads a shard that is still open); the others flush without it.
+
         Returns:
             ``"'name': error"`` for each shard that failed (the others are closed anyway).
         """
         with self._registry_lock:
             self._users.discard(user)
-            last = not self._users
-            if last and self._registry.get(self._key) is self:
-                del self._registry[self._key]
-            with self.lock:
-                errors = []
-                for name, opened in self.open.items():
-                    with opened.lock:
-                        try:
-                            opened.shard.flush()
-                            if last:
-                                opened.shard.close()
-                        except Exception as exc:  # flush / close the others anyway
-                            errors.append(f"{name!r}: {exc}")
-                if last:
-                    self.open.clear()
+            if not self._users:
+                if self._registry.get(self._key) is self:
+                    del self._registry[self._key]
+                return self._flush(close=True)
+        return self._flush(close=False)
+
+    def _flush(self, *, close: bool) -> list[str]:
+        with self.lock:
+            errors = []
+            for name, opened in self.open.items():
+                with opened.lock:
+                    try:
+                        opened.shard.flush()
+                        if close:
+                            opened.shard.close()
+                    except Exception as exc:  # flush / close the others anyway
+                        errors.append(f"{name!r}: {exc}")
+            if close:
+                self.open.clear()
         return errors
 
     def get(self, physical: str, layout: Layout) -> OpenShard:

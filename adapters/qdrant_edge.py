@@ -381,5 +381,8 @@ class EdgeStore(BaseStore):
                 return
             self._closed = True
         errors = self._shards.release(self)
+        # a closed store must not keep the path's shards alive: the last open store, closed or
+        # garbage-collected, is what closes them
+        self._shards = None  # type: ignore[assignment]
         if errors:
             raise StoreError(f"closing {self!r} failed for {', '.join(errors)}")

@@ -17,7 +17,7 @@ from typing import Any
 from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError
 from tamis.collection import _versions
 from tamis.collection._ingest import Indexing, IndexReport, stored_documents
-from tamis.collection._manifest import for_display, with_stages
+from tamis.collection._manifest import for_display, upgraded
 from tamis.collection._open import open_store
 from tamis.collection._pipeline import Pipeline
 from tamis.collection._search import Searching, store_filter
@@ -128,7 +128,7 @@ class Collection(Indexing, Searching):
         self.name = name
         self.store = store
         self.physical = physical or name
-        self.manifest = None if manifest is None else with_stages(manifest)
+        self.manifest = None if manifest is None else upgraded(manifest)
         self._owns_store = owns_store
         self._model_arg = model
         self._encoder = encoder

@@ -6,7 +6,7 @@ source, fingerprint), the dimension, the chunking, the ingest state and the quer
     "stages": [{"name": "relevance", "version": 1, "created": "...", "settings": {"adapter": {...}}}]
 
 A manifest written before stages were listed keeps its Cosine Adapter under a top-level
-``"calibration": {"version", "stage", "created", "adapter"}``; `with_stages` reads it as the same list.
+``"calibration": {"version", "stage", "created", "adapter"}``; `upgraded` reads it as the same list.
 """
 
 from __future__ import annotations
@@ -54,21 +54,22 @@ def new_manifest(enc: Encoder, chunker: Chunker, source: Any) -> dict[str, Any]:
     }
 
 
-def with_stages(manifest: dict[str, Any]) -> dict[str, Any]:
+def upgraded(manifest: dict[str, Any]) -> dict[str, Any]:
     """``manifest`` with its stage list, an older one's ``calibration`` read as the stage that applies it."""
     if "stages" in manifest or "calibration" not in manifest:
         return manifest
     out = {k: v for k, v in manifest.items() if k != "calibration"}
     cal = manifest["calibration"]
     out["stages"] = [] if not cal else [{
-        "name": cal["stage"], "version": cal.get("version", 1), "created": cal.get("created"),
+        "name": cal.get("stage", "relevance"), "version": cal.get("version", 1), "created": cal.get("created"),
         "settings": {"adapter": cal["adapter"]},
     }]
     return out
 
 
-def put_stage(manifest: dict[str, Any], name: str, settings: dict[str, Any]) -> None:
-    """Add the stage ``name`` last, or give it new settings where it is (its version goes up by one)."""
+def stages_with(manifest: Mapping[str, Any], name: str, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """``manifest``'s stage list with the stage ``name`` added last, or given new settings where it is (its
+    version goes up by one); ``manifest`` itself is left as it is."""
     entries = list(manifest.get("stages") or [])
     at = next((i for i, e in enumerate(entries) if e["name"] == name), None)
     version = 1 if at is None else int(entries[at].get("version", 0)) + 1
@@ -77,7 +78,7 @@ def put_stage(manifest: dict[str, Any], name: str, settings: dict[str, Any]) -> 
         entries.append(entry)
     else:
         entries[at] = entry
-    manifest["stages"] = entries
+    return entries
 
 
 def adapter_entry(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -8,14 +8,14 @@ adapter names (``adapter.stage``), `Staging.calibrate` runs `tamis.calibration.c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tamis._errors import CalibrationError, ConfigError, ModelMismatchError
-from tamis.collection._manifest import CollectionBase, adapter_entry, put_stage
+from tamis.collection._manifest import CollectionBase, adapter_entry, stages_with
 from tamis.collection._options import FIELDS
 from tamis.collection._stages import Hit, SearchFn, SearchRequest, Stage
+from tamis.stores import json_copy
 
 __all__: list[str] = []
 
@@ -35,17 +35,18 @@ class Pipeline:
         self._ignored: set[str] = set()  # options of stages this collection lacks, harmless without them
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], *, collection: str) -> Pipeline:
-        """Build every stage ``manifest["stages"]`` lists, through `tamis.registry`."""
-        stages = [
-            build_stage(e["name"], e.get("settings") or {}, manifest, collection=collection)
-            for e in manifest.get("stages") or ()
-        ]
+    def from_manifest(
+        cls, manifest: Mapping[str, Any], *, collection: str, entries: Sequence[Mapping[str, Any]] | None = None
+    ) -> Pipeline:
+        """Build every stage ``manifest["stages"]`` lists (or ``entries``, a new list), through `tamis.registry`."""
+        if entries is None:
+            entries = manifest.get("stages") or ()
+        stages = [build_stage(e["name"], e.get("settings") or {}, manifest, collection=collection) for e in entries]
         return cls(stages, collection=collection)
 
     def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
         """Hits for ``request``: each stage's ``search`` runs the rest of the pipeline, the last's is ``search``."""
-        for name in request.options.keys() - self._understood - self._ignored:
+        for name in sorted(request.options.keys() - self._understood - self._ignored):
             self._check_unknown(name, request.options[name])
         for stage in reversed(self.stages):
             search = _bind(stage, search)
@@ -87,6 +88,11 @@ def build_stage(name: str, settings: Mapping[str, Any], manifest: Mapping[str, A
     return stage
 
 
+def _stages_key(entries: Sequence[Mapping[str, Any]] | None) -> tuple[Any, ...]:
+    """What identifies a built pipeline: each listed stage's name, version and creation time."""
+    return tuple((e.get("name"), e.get("version"), e.get("created")) for e in entries or ())
+
+
 def _bind(stage: Stage, inner: SearchFn) -> SearchFn:
     return lambda request: stage(request, inner)
 
@@ -114,7 +120,7 @@ class Staging(CollectionBase):
     def _stage_pipeline(self) -> Pipeline:
         """The stages the manifest lists, built (again only when the list or a stage's version changes)."""
         manifest = self._require()
-        key = tuple((e.get("name"), e.get("version")) for e in manifest.get("stages") or ())
+        key = _stages_key(manifest.get("stages"))
         built = self._built_pipeline
         if built is None or built[0] != key:
             built = self._built_pipeline = (key, Pipeline.from_manifest(manifest, collection=self.name))
@@ -128,9 +134,10 @@ class Staging(CollectionBase):
     def set_stage(self, name: str, settings: Mapping[str, Any] | None = None) -> None:
         """Add the stage ``name`` (registered under ``tamis.stages``) with ``settings``, or give it new settings.
 
-        The stage is built once here, so bad settings fail now rather than at the next search. A new
-        stage goes last: it runs innermost, right around the store query. Settings are stored with
-        the collection (JSON); a re-index starts the new version without stages.
+        The stages are built here, so bad settings fail now rather than at the next search, and the
+        collection is left as it was. A new stage goes last: it runs innermost, right around the store
+        query. Settings are stored with the collection (JSON); a re-index starts the new version without
+        stages.
 
         Raises:
             ConfigError: no stage of that name, or settings that are not JSON.
@@ -139,20 +146,30 @@ class Staging(CollectionBase):
             >>> col.set_stage("my-reranker", {"model": "./reranker"})   # doctest: +SKIP
         """
         manifest = self._require()
-        settings = dict(settings or {})
-        try:
-            json.dumps(settings)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"the settings of stage {name!r} must be JSON-serialisable: {exc}") from exc
-        build_stage(name, settings, manifest, collection=self.name)
-        put_stage(manifest, name, settings)
-        self._write_manifest()
+        settings = json_copy(settings or {}, f"the settings of stage {name!r}")
+        entries = stages_with(manifest, name, settings)
+        pipeline = Pipeline.from_manifest(manifest, collection=self.name, entries=entries)
+        self._put_stages(entries, pipeline)
 
     def remove_stage(self, name: str) -> None:
         """Remove the stage ``name`` from the collection (nothing happens when it has none)."""
         manifest = self._require()
-        manifest["stages"] = [e for e in manifest.get("stages") or () if e["name"] != name]
-        self._write_manifest()
+        entries = [e for e in manifest.get("stages") or () if e["name"] != name]
+        if len(entries) != len(manifest.get("stages") or ()):
+            self._put_stages(entries, None)
+
+    def _put_stages(self, entries: list[dict[str, Any]], pipeline: Pipeline | None) -> None:
+        """Store ``entries`` as the stage list, and ``pipeline`` (built from them; None: build it at the next
+        search) as what searches run; a failed write leaves the manifest and the pipeline as they were."""
+        manifest = self._require()
+        before = manifest.get("stages")
+        manifest["stages"] = entries
+        try:
+            self._write_manifest()
+        except BaseException:
+            manifest["stages"] = before
+            raise
+        self._built_pipeline = None if pipeline is None else (_stages_key(entries), pipeline)
 
     @property
     def adapter(self) -> Any:

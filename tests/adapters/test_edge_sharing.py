@@ -101,3 +101,16 @@ def test_a_store_dropped_without_close_lets_go_of_the_shards(tmp_path):
     gc.collect()
     with EdgeStore(tmp_path, indexing_threshold_kb=5) as again:  # a new engine, not the old one
         assert again.count("c") == 1
+
+
+def test_a_closed_store_does_not_keep_the_shards_of_a_dropped_one(tmp_path):
+    """A closed, then B dropped without close: nothing is open any more (A must not hold B's engine)."""
+    a, b = EdgeStore(tmp_path), EdgeStore(tmp_path)
+    b.create_collection("c", dim=4, metadata={})
+    b.upsert("c", [StorePoint(pid(1), np.ones(4, np.float32), {})])
+    a.close()
+    del b
+    gc.collect()
+    with EdgeStore(tmp_path, indexing_threshold_kb=5) as again:  # would be refused if the old engine lived on
+        assert again.count("c") == 1
+    assert a._shards is None

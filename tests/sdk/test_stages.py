@@ -252,3 +252,26 @@ def test_the_stages_see_one_validated_request(col: Any) -> None:
         vectors=None, k=3, filter={"metadata.lang": "x"}, score_thresholds=[0.25], hnsw_ef=64, options={"note": "hi"},
     )
     assert req.vectors.dtype == np.float32 and req.vectors.shape == (1, 24)
+
+
+def test_refused_stage_settings_leave_the_collection_as_it_was(col: Any) -> None:
+    """Settings the store cannot hold (NaN is not JSON) are refused before anything changes."""
+    col.set_stage("drop-flagged", {"flag": "spam"})
+    stored = col.store.get_metadata(col.physical)["tamis"]["stages"]
+    with pytest.raises(ConfigError, match="JSON"):
+        col.set_stage("drop-flagged", {"flag": "spam", "x": float("nan")})
+    assert col.manifest["stages"] == stored == col.store.get_metadata(col.physical)["tamis"]["stages"]
+    assert [(e["name"], e["version"]) for e in stored] == [("drop-flagged", 1)]
+    col.remove_stage("nope")  # nothing to remove: nothing written
+    assert col.store.get_metadata(col.physical)["tamis"]["stages"] == stored
+
+
+def test_a_replaced_adapter_is_the_one_searches_use(col: Any) -> None:
+    """set_adapter(a), set_adapter(None), set_adapter(b) with no search between: b filters (not a stale a)."""
+    enc = col.encoder
+    col.set_adapter(adapter_for(enc, threshold=0.01))
+    assert col.search("w1 w2", k=5)
+    col.set_adapter(None)
+    col.set_adapter(adapter_for(enc, threshold=0.999999))
+    assert col.stages[0].threshold == pytest.approx(0.999999)
+    assert col.search("w1 w2", k=5) == [] or all(h.relevance >= 0.999999 for h in col.search("w1 w2", k=5))
