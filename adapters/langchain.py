@@ -65,6 +65,7 @@ from tamis._errors import ConfigError
 from tamis.collection import Collection, Hit, open_collection
 from tamis.encoders import Encoder, load_encoder
 from tamis.serving import MicroBatcher
+from tamis.stores import check_search_args
 
 __all__ = ["TamisEmbeddings", "TamisRetriever"]
 
@@ -209,21 +210,16 @@ class TamisRetriever(BaseRetriever):
             "min_relevance": kwargs.get("min_relevance", self.min_relevance),
             "relevance_filter": kwargs.get("relevance_filter", self.relevance_filter),
         }
-        k = opts["k"]
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        check_search_args(opts["k"])
         return opts
 
-    def _search_kwargs(self, opts: dict[str, Any], n: int) -> dict[str, Any]:
-        kw: dict[str, Any] = {"filter": opts["filter"]}
-        if opts["score_threshold"] is not None:
-            kw["score_thresholds"] = [float(opts["score_threshold"])] * n
-        # passed only when set, so this works with collections with and without calibration support
-        if opts["min_relevance"] is not None:
-            kw["min_relevance"] = opts["min_relevance"]
-        if not opts["relevance_filter"]:
-            kw["relevance_filter"] = False
-        return kw
+    @staticmethod
+    def _search_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+        """The search options of ``opts`` (None: not set; ``relevance_filter`` is passed only to turn it off)."""
+        return {
+            "filter": opts["filter"], "score_threshold": opts["score_threshold"],
+            "min_relevance": opts["min_relevance"], "relevance_filter": False if not opts["relevance_filter"] else None,
+        }
 
     @staticmethod
     def _documents(hits: Sequence[Hit]) -> list[Document]:
@@ -246,7 +242,7 @@ class TamisRetriever(BaseRetriever):
     ) -> list[Document]:
         opts = self._options(kwargs)
         vec = self._col.encode_queries([query])
-        hits = self._col.search_vectors(vec, opts["k"], **self._search_kwargs(opts, 1))[0]
+        hits = self._col.search_vectors(vec, opts["k"], **self._search_kwargs(opts))[0]
         return self._documents(hits)
 
     # -- async --------------------------------------------------------------------------------
@@ -263,7 +259,7 @@ class TamisRetriever(BaseRetriever):
         for key, idx in groups.items():
             opts = json.loads(key)
             hits = self._col.search_vectors(
-                np.stack([vectors[i] for i in idx]), opts["k"], **self._search_kwargs(opts, len(idx))
+                np.stack([vectors[i] for i in idx]), opts["k"], **self._search_kwargs(opts)
             )
             for i, h in zip(idx, hits, strict=True):
                 out[i] = h

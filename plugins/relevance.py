@@ -62,24 +62,17 @@ class RelevanceFilter:
         """The stage of a collection's stored adapter (``settings["adapter"]``); refuses another model's adapter."""
         return cls(CosineAdapter.from_dict(settings["adapter"], fingerprint=fingerprint))
 
-    def window_scores(self, request: SearchRequest, search: SearchFn) -> np.ndarray | None:
-        """Each query's top-``window`` raw cosines (NaN padded), or None when the adapter needs none."""
-        if not self.adapter.needs_window:
-            return None
-        w = self.adapter.config.window
-        return self._scores(search(request.replace(k=w, filter=None, score_thresholds=None)), w)
-
     def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
         opts = request.options
         tau = self.adapter.tau(opts["min_relevance"]) if opts.get("min_relevance") is not None else self.threshold
         w = self.adapter.config.window
-        # the window query already holds the answer when it is unfiltered and at least k long
-        reuse = self.adapter.needs_window and request.filter is None and request.k <= w
-        if reuse:
+        window = hits = None
+        if self.adapter.needs_window:
+            # each query's top-w raw cosines, unfiltered, as in training
             hits = search(request.replace(k=w, filter=None, score_thresholds=None))
-            window = self._scores(hits, w)
-        else:
-            window = self.window_scores(request, search)
+            window = _padded(hits, w, np.float32)
+        # the window query already holds the answer when it is unfiltered and at least k long
+        reuse = hits is not None and request.filter is None and request.k <= w
         a, b = self.adapter.params(request.vectors, window)
         if not opts.get("relevance_filter", True):
             results = [h[: request.k] for h in hits] if reuse else search(request)
@@ -95,23 +88,17 @@ class RelevanceFilter:
             results = search(request.replace(score_thresholds=thresholds))
         return self._annotate(results, a, b)
 
-    @staticmethod
-    def _scores(window: list[list[Hit]], w: int) -> np.ndarray:
-        out = np.full((len(window), w), np.nan, dtype=np.float32)
-        for i, hits in enumerate(window):
-            out[i, : len(hits)] = [h.score for h in hits[:w]]
-        return out
-
-    def annotate(self, results: list[list[Hit]], vectors: np.ndarray, window: np.ndarray | None) -> list[list[Hit]]:
-        """The same hits with ``relevance`` set."""
-        return self._annotate(results, *self.adapter.params(vectors, window))
-
     def _annotate(self, results: list[list[Hit]], a: np.ndarray, b: np.ndarray) -> list[list[Hit]]:
         width = max((len(h) for h in results), default=0)
         if width == 0:
             return results
-        scores = np.full((len(results), width), np.nan)
-        for i, hits in enumerate(results):
-            scores[i, : len(hits)] = [h.score for h in hits]
-        probs = self.adapter.relevance_from_params(scores, a, b)
+        probs = self.adapter.relevance_from_params(_padded(results, width, np.float64), a, b)
         return [[replace(h, relevance=float(probs[i, j])) for j, h in enumerate(hits)] for i, hits in enumerate(results)]
+
+
+def _padded(rows: list[list[Hit]], width: int, dtype: type) -> np.ndarray:
+    """The hits' scores as a (queries, width) array, NaN where a query has fewer hits."""
+    out = np.full((len(rows), width), np.nan, dtype=dtype)
+    for i, hits in enumerate(rows):
+        out[i, : min(len(hits), width)] = [h.score for h in hits[:width]]
+    return out

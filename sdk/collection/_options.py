@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tamis._errors import ConfigError
+from tamis.stores import SearchParams, resolve_params
 
 __all__ = ["SearchOptions"]
 
@@ -47,9 +48,7 @@ class SearchOptions:
         t = self.score_threshold
         if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real)):
             raise ConfigError(f"score_threshold must be a number, got {t!r}")
-        ef = self.hnsw_ef
-        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, numbers.Integral) or ef < 1):
-            raise ConfigError(f"hnsw_ef must be positive, got {ef}")
+        resolve_params(SearchParams(hnsw_ef=self.hnsw_ef))  # the stores' own check, done early
         if not isinstance(self.stage_options, Mapping) or not all(isinstance(k, str) for k in self.stage_options):
             raise ConfigError(f"stage_options must map option names to values, got {self.stage_options!r}")
         given = {k: v for k, v in self.stage_options.items() if v is not None}

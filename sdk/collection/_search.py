@@ -16,7 +16,14 @@ from tamis._errors import ConfigError, DimensionMismatchError
 from tamis.collection._options import SearchOptions, options_of
 from tamis.collection._pipeline import Staging
 from tamis.collection._stages import Hit, SearchFn, SearchRequest
-from tamis.stores import DEFAULT_HNSW_EF, ScoredPoint, SearchParams, VectorStore, validate_filter
+from tamis.stores import (
+    ScoredPoint,
+    SearchParams,
+    VectorStore,
+    batch_thresholds,
+    check_search_args,
+    validate_filter,
+)
 
 __all__ = ["Searching"]
 
@@ -135,8 +142,7 @@ def build_request(
     score_thresholds: Sequence[float | None] | None = None,
 ) -> SearchRequest:
     """The one validated `SearchRequest` of a search (``score_thresholds``: per query, instead of the option's)."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    check_search_args(k)
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[1] != dim:
         raise DimensionMismatchError(
@@ -145,9 +151,7 @@ def build_request(
     if score_thresholds is not None:
         if options.score_threshold is not None:
             raise ConfigError("pass score_threshold= (every query) or score_thresholds= (per query), not both")
-        if len(score_thresholds) != len(vectors):
-            raise ConfigError(f"{len(score_thresholds)} thresholds for {len(vectors)} queries")
-        score_thresholds = list(score_thresholds)
+        score_thresholds = batch_thresholds(score_thresholds, len(vectors))
     elif options.score_threshold is not None:
         score_thresholds = [float(options.score_threshold)] * len(vectors)
     return SearchRequest(
@@ -161,7 +165,7 @@ def store_search(store: VectorStore, physical: str, *, chunked: bool) -> SearchF
 
     def search(request: SearchRequest) -> list[list[Hit]]:
         vectors, k, sfilter = request.vectors, request.k, request.filter
-        params = SearchParams(hnsw_ef=request.hnsw_ef or DEFAULT_HNSW_EF, exact=request.exact)
+        params = SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact)  # None: the store's default
         score_thresholds = request.score_thresholds
         fetch = k if not chunked else k * 4 + 10
         if score_thresholds is not None:

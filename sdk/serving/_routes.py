@@ -183,15 +183,11 @@ def _handlers(
         if any(not t.strip() for t in texts):
             raise _Invalid("a query must be a non-empty string")
         with_text = bool(data.get("with_text", single))
-        extra: dict[str, Any] = {}  # calibrated collections: passed only when asked for
-        if data.get("min_relevance") is not None:
-            extra["min_relevance"] = data["min_relevance"]
-        if data.get("relevance_filter") is False:
-            extra["relevance_filter"] = False
         vecs = await embed_texts(texts, "query")
         results = await asyncio.to_thread(
-            collection.search_vectors, vecs, k, filter=data.get("filter"),
-            score_thresholds=None if threshold is None else [float(threshold)] * len(texts), **extra,
+            collection.search_vectors, vecs, k, filter=data.get("filter"), score_threshold=threshold,
+            min_relevance=data.get("min_relevance"),
+            relevance_filter=False if data.get("relevance_filter") is False else None,  # None: not set
         )
         if single:
             return JSONResponse({"query": texts[0], "hits": [h.to_dict() for h in results[0]]})
