@@ -28,7 +28,7 @@ from tamis.collection import _versions
 from tamis.collection._manifest import CollectionBase, new_manifest, now
 from tamis.collection._write import ProgressCallback, Todo, point_id, write
 from tamis.data import Chunker, Document, DocumentSource
-from tamis.encoders import Encoder
+from tamis.encoders import Encoder, model_source
 from tamis.stores import VectorStore
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,6 +72,7 @@ class Indexing(CollectionBase):
     """`Collection.index`: documents in, vectors out, tied to the collection's model."""
 
     _model_arg: Any
+    _backend: str
     _link_alias: bool
 
     def index(
@@ -156,7 +157,7 @@ class Indexing(CollectionBase):
     def _begin_ingest(self, enc: Encoder, chunker: Chunker) -> dict[str, Any]:
         """Mark an ingest in progress, creating the collection (and its alias) on the first one."""
         if self.manifest is None:
-            manifest = new_manifest(enc, chunker, self._model_arg)
+            manifest = new_manifest(enc, chunker, model_source(self._model_arg, self._backend))
             manifest["ingest"] = {"state": "in_progress", "started": now()}
             self.store.create_collection(self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest})
             self.manifest = manifest

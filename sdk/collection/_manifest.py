@@ -12,7 +12,6 @@ A manifest written before stages were listed keeps its Cosine Adapter under a to
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,15 +31,16 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def new_manifest(enc: Encoder, chunker: Chunker, source: Any) -> dict[str, Any]:
-    """The manifest of a new collection of ``enc``'s vectors (``source``: the ``model=`` it was opened with)."""
+def new_manifest(enc: Encoder, chunker: Chunker, source: str | None) -> dict[str, Any]:
+    """The manifest of a new collection of ``enc``'s vectors (``source``: what loads its model again,
+    `tamis.encoders.model_source`; None: the encoder's name)."""
     return {
         "format": MANIFEST_FORMAT,
         "tamis_version": __version__,
         "created": now(),
         "model": {
             "name": enc.name,
-            "source": os.fspath(source) if isinstance(source, (str, os.PathLike)) else enc.name,
+            "source": source if source is not None else enc.name,
             "fingerprint": enc.fingerprint,
             "backend": getattr(enc, "backend", None),
             "max_seq_length": enc.max_seq_length,

@@ -45,6 +45,7 @@ __getattr__, __dir__, __all__ = attach(
         "default_model_path": "._resolve",
         "fingerprint_sentence_transformer": "._torch",
         "load_encoder": "._load",
+        "model_source": "._load",
         "resolve_device": "._resolve",
         "resolve_model": "._resolve",
     },

@@ -12,7 +12,7 @@ from tamis._errors import ConfigError
 from tamis.encoders._protocol import Encoder
 from tamis.encoders._resolve import resolve_device
 
-__all__ = ["load_encoder"]
+__all__ = ["load_encoder", "model_source"]
 
 #: ``NAME:spec`` names a registered encoder; two characters at least, so a Windows drive is not one
 _NAMED = re.compile(r"([A-Za-z][\w.-]+):(.*)", re.DOTALL)
@@ -69,6 +69,27 @@ def load_encoder(
     except ConfigError as exc:
         raise ConfigError(f"backend {backend!r} is not 'auto' or a registered encoder: {exc}") from exc
     return factory(spec, device=device, **kwargs)
+
+
+def model_source(model: str | os.PathLike[str] | None, backend: str = "auto") -> str | None:
+    """What `load_encoder` needs, alone, to load again the encoder of ``load_encoder(model, backend=backend)``.
+
+    ``model`` itself for the built-in choices (``auto``, ``torch``, ``onnx``: the same weights, the same
+    fingerprint), a URL or a ``"NAME:spec"``; ``"NAME:model"`` when ``backend`` names another registered
+    encoder; None for no model (the packaged default) or an encoder object.
+
+    Example:
+        >>> model_source("16", backend="fake"), model_source("./my-model", backend="onnx")
+        ('fake:16', './my-model')
+    """
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    spec = os.fspath(model)
+    if backend in ("auto", "torch", "onnx") or spec.startswith(("http://", "https://")):
+        return spec
+    if _NAMED.fullmatch(spec) is not None and not os.path.exists(spec):
+        return spec
+    return f"{backend}:{spec}"
 
 
 def _factory(name: str) -> Any:

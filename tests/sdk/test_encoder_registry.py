@@ -93,6 +93,17 @@ def test_a_third_party_encoder_through_open_collection(tmp_path):
     assert [spec for spec, _, _ in rec.calls] == ["v1", "v1"]
 
 
+def test_a_collection_made_with_backend_name_reopens_with_it(tmp_path):
+    """``model=spec, backend=NAME`` is recorded as ``NAME:spec``: reopening needs no backend= (same fingerprint)."""
+    rec = Recorder()
+    registry.register(registry.ENCODERS, "mine", rec)
+    with tamis.open_collection("y", path=tmp_path, model="v2", backend="mine", create=True) as col:
+        col.index([tamis.Document("a", "hello world")])
+        assert col.manifest["model"]["source"] == "mine:v2"
+    with tamis.open_collection("y", path=tmp_path) as col:
+        assert col.encoder.name == "rec-v2" and [h.id for h in col.search("hello", k=1)] == ["a"]
+
+
 def test_load_encoder_by_name_imports_no_adapter_and_no_torch():
     code = (
         "import sys, tamis\n"

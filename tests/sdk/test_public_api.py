@@ -77,6 +77,7 @@ EXPECTED: dict[str, list[str]] = {
         "default_model_path",
         "fingerprint_sentence_transformer",
         "load_encoder",
+        "model_source",
         "resolve_device",
         "resolve_model",
     ],
