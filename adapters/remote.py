@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ import httpx
 import numpy as np
 
 from tamis._errors import ConfigError, ModelError
-from tamis.adapters._remote_core import Api, RemoteCore, Sleep, Steps
+from tamis.adapters._remote_core import RemoteCore, Sleep, Steps
 from tamis.adapters._remote_wire import RemoteInfo, stack
 from tamis.encoders import TextKind, resolve_model
 
@@ -88,31 +88,13 @@ class RemoteEncoder(RemoteCore):
 
     backend = "remote"
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        api: Api = "auto",
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        max_retries: int = 5,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        batch_size: int | None = None,
-        max_batch_tokens: int | None = None,
-        payload_limit: int | None = None,
-        prefixes: Mapping[str, str] | None = None,
-        tokenizer: Any | None = "auto",
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            url, api=api, model=model, api_key=api_key, timeout=timeout, max_retries=max_retries,
-            backoff=backoff, max_backoff=max_backoff, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
-            payload_limit=payload_limit, prefixes=prefixes, tokenizer=tokenizer,
-        )
+    def __init__(self, url: str, *, transport: httpx.BaseTransport | None = None, **options: Any) -> None:
+        # the options (api=, model=, api_key=, timeout= ...: see above) are checked and kept by the core
+        super().__init__(url, **options)
         self._ssl = httpx.create_ssl_context()  # made once: building one per client costs ~10 ms
-        self._client = httpx.Client(timeout=timeout, headers=self._headers(), transport=transport, verify=self._ssl)
+        self._client = httpx.Client(
+            timeout=self.timeout, headers=self._headers(), transport=transport, verify=self._ssl
+        )
 
     @classmethod
     def from_spec(cls, spec: str | None, *, device: str = "auto", **options: Any) -> RemoteEncoder:
@@ -224,10 +206,8 @@ class RemoteEncoder(RemoteCore):
         """Encode ``texts`` on the server: (n, dim) float32 unit rows, in order."""
         texts = list(texts)
         info = self.info
-        if not texts:
-            return np.zeros((0, info.dim), dtype=np.float32)
         parts = [self._run(self._embed(info, texts[a:b], kind)) for a, b in self._plan(texts, info, batch_size)]
-        return stack(parts, info.dim)
+        return stack(parts, info.dim)  # no texts: no request, a (0, dim) array
 
     async def ainfo(self, client: httpx.AsyncClient | None = None) -> RemoteInfo:
         """`info` without blocking the event loop."""
@@ -248,8 +228,6 @@ class RemoteEncoder(RemoteCore):
         texts = list(texts)
         async with self._aclient() as client:
             info = await self.ainfo(client)
-            if not texts:
-                return np.zeros((0, info.dim), dtype=np.float32)
             sem = asyncio.Semaphore(max(1, concurrency))
 
             async def one(a: int, b: int) -> np.ndarray:
