@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = attach(
         "calibrate": "._fit",
         "fit_baselines": "._baselines",
         "method_scores": "._baselines",
+        "metrics_at": "._threshold",
         "choose_threshold": "._threshold",
         "platt": "._platt",
         "score_features": "._features",

@@ -16,7 +16,7 @@ import numpy as np
 from tamis._errors import CalibrationError, ConfigError
 from tamis.calibration._data import CalibrationData
 
-__all__ = ["ThresholdReport", "choose_threshold"]
+__all__ = ["ThresholdReport", "choose_threshold", "metrics_at"]
 
 
 @dataclass
@@ -93,18 +93,28 @@ def choose_threshold(
                     f"{prec[last].max():.3f}); lower target_precision or use target_recall"
                 )
             tau = float(s[ok[-1]])
-    keep = (r >= tau) & mask
-    tp = int((keep & labels).sum())
-    n_keep = int(keep.sum())
-    p = tp / n_keep if n_keep else 1.0
-    rc = tp / pos.size
-    f1 = 2 * p * rc / (p + rc) if p + rc else 0.0
+    at = metrics_at(r, labels, mask, tau)
     tau = float(np.clip(tau, 1e-12, 1 - 1e-12)) if np.all((probs[mask] >= 0) & (probs[mask] <= 1)) else tau
     return ThresholdReport(
         threshold=tau, method=method, target_recall=target_recall, target_precision=target_precision,
-        precision=p, recall=rc, f1=f1, empty_share=float(np.mean(~keep.any(axis=1))), queries=len(data),
-        kept_per_query=n_keep / max(len(data), 1), extra=extra,
+        precision=at["precision"], recall=at["recall"], f1=at["f1"], empty_share=at["empty_share"], queries=len(data),
+        kept_per_query=at["kept"] / max(len(data), 1), extra=extra,
     )
+
+
+def metrics_at(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray, tau: float) -> dict[str, float]:
+    """What keeping the (n, K) ``scores >= tau`` gives: pooled ``precision``, ``recall`` (over the
+    relevant candidates, ``labels``), ``f1``, the ``empty_share`` of queries left with nothing, and the
+    pairs ``kept`` (``mask``: real candidates, not padding)."""
+    keep = (scores >= tau) & mask
+    tp = int((keep & labels).sum())
+    kept = int(keep.sum())
+    p = tp / kept if kept else 1.0
+    r = tp / max(int(labels.sum()), 1)
+    return {
+        "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "empty_share": float(np.mean(~keep.any(axis=1))), "kept": kept,
+    }
 
 
 def _conformal_threshold(r: np.ndarray, labels: np.ndarray, alpha: float) -> float:

@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 __all__ = ["Chunk", "Document", "DocumentSource", "OnInvalid"]
 
+#: what a loader does with an invalid record: ``"raise"`` a `DataFormatError`, or ``"skip"`` it
+#: (counted in `DocumentSource.skipped`)
 OnInvalid = Literal["raise", "skip"]
-OnInvalid.__doc__ = """What a loader does with an invalid record: ``"raise"`` a `DataFormatError`, or ``"skip"`` it
-(counted in `DocumentSource.skipped`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tamis.calibration import METHODS, CalibrationData, method_scores
+from tamis.calibration import METHODS, CalibrationData, method_scores, metrics_at
 from tamis.evaluation._metrics import average_precision, ir_metrics, pr_curve, precision_at_recall
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,12 +74,9 @@ def evaluate_filtering(
         if coverage is not None:
             row["pr_auc_judged"] = row["pr_auc"] * coverage
         if tau is not None:
-            keep = (scores >= tau) & mask
-            tp = int((keep & labels).sum())
-            p = tp / int(keep.sum()) if keep.any() else 1.0
-            r = tp / max(int(labels.sum()), 1)
-            row.update(threshold=float(tau), precision=p, recall=r, f1=2 * p * r / (p + r) if p + r else 0.0,
-                       empty_share=float(np.mean(~keep.any(axis=1))))
+            at = metrics_at(scores, labels, mask, tau)
+            row.update(threshold=float(tau), precision=at["precision"], recall=at["recall"], f1=at["f1"],
+                       empty_share=at["empty_share"])
         if name in ("adapter", "platt"):
             row["brier"] = float(np.mean((flat - y) ** 2))
             row["ece"] = _calibration_error(flat, y.astype(np.float64))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tamis._math import sigmoid
 from tamis._version import __version__
 from tamis.serving._batching import MicroBatcher
 from tamis.serving._guard import _endpoint, _error, _Invalid
@@ -140,7 +141,7 @@ def _handlers(
             raise _Invalid("'query' must be a non-empty string")
         texts = _texts(data.get("texts"), "texts", max_client_batch_size)
         raw = await rerank_batcher.submit_many([(query, t) for t in texts])
-        scores = raw if data.get("raw_scores") else [float(1.0 / (1.0 + np.exp(-s))) for s in raw]
+        scores = raw if data.get("raw_scores") else [float(p) for p in sigmoid(np.asarray(raw, dtype=np.float64))]
         order = sorted(range(len(texts)), key=lambda i: -scores[i])
         return JSONResponse([
             {"index": i, "score": scores[i], **({"text": texts[i]} if data.get("return_text") else {})} for i in order

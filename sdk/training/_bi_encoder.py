@@ -10,7 +10,6 @@ unpickled: see ``tamis.training._checkpoints``).
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from tamis.training._data import Candidates, dev_split, mine_candidates, train_s
 from tamis.training._output import TrainResult, check_output, now, save_model_folder
 from tamis.training._recipes import examples, student_loss
 from tamis.training._teacher import TeacherScorer, check_teacher
-from tamis.training._trainer import cache_folder, fit, load_bi_encoder
+from tamis.training._trainer import batch_sampler, cache_folder, eval_mode, fit, load_bi_encoder
 
 __all__ = ["train_bi_encoder"]
 
@@ -102,20 +101,15 @@ def train_bi_encoder(
     if cfg.lora:
         _add_lora(model, cfg)
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
-
-    from tamis.training._sampler import LengthGroupedBatchSampler
 
     key = {
         "kind": "bi-encoder", "config": cfg.to_dict(), "data": td.fingerprint(), "base": enc.fingerprint,
         "teacher": teacher.fingerprint if teacher else None,
     }
     work = work_dir(out, key)
-    sampler = (functools.partial(LengthGroupedBatchSampler, no_duplicates=True) if cfg.group_by_length
-               else BatchSamplers.NO_DUPLICATES)
     state, resume = fit(
         SentenceTransformerTrainer, SentenceTransformerTrainingArguments, cfg, model=model, dataset=ds, loss=loss,
-        work=work, device=device, n_examples=n_examples, batch_sampler=sampler,
+        work=work, device=device, n_examples=n_examples, batch_sampler=batch_sampler(cfg, no_duplicates=True),
     )
     if cfg.lora:
         model[0].model = model[0].model.merge_and_unload()
@@ -156,15 +150,11 @@ def _dev_metrics(model: Any, dev: TrainingData | None, cfg: TrainConfig) -> dict
         return {}
     from tamis.evaluation import evaluate_model
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return evaluate_model(
             model, dev, max_queries=cfg.dev_queries or None, max_documents=cfg.dev_documents,
             seed=cfg.seed, batch_size=cfg.encode_batch_size, progress=cfg.progress,
         )
-    finally:
-        model.train(was_training)
 
 
 def _add_lora(model: Any, cfg: TrainConfig) -> None:

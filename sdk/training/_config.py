@@ -20,9 +20,9 @@ Method = Literal["contrastive", "distill", "augmented"]
 DistillLoss = Literal["listwise", "margin_mse"]
 RerankerLoss = Literal["bce", "listwise"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+#: one in-batch softmax of the contrastive loss (`TrainConfig.directions`): ``query_to_doc`` (the classic
+#: loss), ``doc_to_query``, ``query_to_query``, ``doc_to_doc``; ``typing.get_args(Direction)`` lists them
 Direction = Literal["query_to_doc", "doc_to_query", "query_to_query", "doc_to_doc"]
-Direction.__doc__ = """One in-batch softmax of the contrastive loss (`TrainConfig.directions`): ``query_to_doc`` (the
-classic loss), ``doc_to_query``, ``query_to_query``, ``doc_to_doc``; ``typing.get_args(Direction)`` lists them."""
 
 
 def _check_choice(name: str, value: Any, kind: Any) -> None:

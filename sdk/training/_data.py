@@ -1,5 +1,6 @@
-"""The data side of training: BEIR splits checked for use, mined candidates, the false-negative
-guard, random negatives from the corpus and BM25 silver pairs.
+"""The data side of training, on a checked BEIR split (`tamis.data.TrainingData`): the train / dev
+splits of a run, mined candidates, the false-negative guard, random negatives from the corpus and
+BM25 silver pairs.
 
 Nothing here trains or scores: `tamis.training._teacher` scores pairs, `tamis.training._recipes`
 and `tamis.training._reranker` turn these into datasets for sentence-transformers' trainers.

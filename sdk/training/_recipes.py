@@ -11,10 +11,10 @@ import logging
 import random
 from typing import Any
 
+from tamis.data import TrainingData
 from tamis.training._config import TrainConfig
 from tamis.training._data import (
     Candidates,
-    TrainingData,
     drop_copies_of_positives,
     drop_false_negatives,
     silver_pairs,

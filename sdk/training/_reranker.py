@@ -12,11 +12,11 @@ from typing import Any
 
 from tamis._errors import ConfigError, DataError, ModelError
 from tamis._version import __version__
+from tamis.data import TrainingData
 from tamis.training._checkpoints import work_dir
 from tamis.training._config import RerankerConfig, config_from
 from tamis.training._data import (
     Candidates,
-    TrainingData,
     drop_copies_of_positives,
     drop_false_negatives,
     mine_candidates,

@@ -19,8 +19,9 @@ from tamis._errors import ModelError
 from tamis._math import sigmoid
 from tamis.data import TrainingData
 from tamis.training._config import TrainConfig
+from tamis.training._trainer import eval_mode
 
-__all__ = ["TeacherScorer", "check_teacher", "folder_fingerprint", "is_cross_encoder_folder"]
+__all__ = ["TeacherScorer", "check_teacher"]
 
 logger = logging.getLogger("tamis")
 
@@ -202,12 +203,8 @@ def check_teacher(
     from tamis.evaluation import exact_search, ir_metrics, sample_split
 
     qrels, corpus = sample_split(dev, max_queries=cfg.teacher_check_queries, max_documents=cfg.dev_documents, seed=cfg.seed)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         run = exact_search(model, corpus, {q: dev.queries[q] for q in qrels}, k=20, batch_size=cfg.encode_batch_size)
-    finally:
-        model.train(was_training)
     pairs = [(q, d) for q, docs in run.items() for d in docs]
     logits = teacher.logits([(dev.queries[q], corpus[d]) for q, d in pairs])
     rerun: dict[str, dict[str, float]] = {}

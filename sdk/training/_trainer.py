@@ -5,16 +5,19 @@ the fp32 bi-encoder that a run starts from or mines with.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tamis._errors import ConfigError
 from tamis.training._checkpoints import last_checkpoint, safe_checkpoints
 
-__all__ = ["cache_folder", "fit", "load_bi_encoder"]
+__all__ = ["batch_sampler", "cache_folder", "eval_mode", "fit", "load_bi_encoder"]
 
 logger = logging.getLogger("tamis")
 
@@ -35,12 +38,20 @@ def _precision(cfg: Any, device: str) -> tuple[bool, bool]:
     return (True, False) if torch.cuda.is_bf16_supported() else (False, True)
 
 
-def _trainer_args(cfg: Any, work: Path, device: str, n_examples: int, args_cls: type, **extra: Any) -> Any:
+def batch_sampler(cfg: Any, *, no_duplicates: bool = False) -> Any:
+    """The trainer's batch sampler: length-grouped batches (``cfg.group_by_length``) or sentence-transformers'
+    own; ``no_duplicates``: no text twice in a batch (in-batch negatives must not be copies of the positive)."""
     from sentence_transformers.base.sampler import BatchSamplers
 
     from tamis.training._sampler import LengthGroupedBatchSampler
 
-    extra.setdefault("batch_sampler", LengthGroupedBatchSampler if cfg.group_by_length else BatchSamplers.BATCH_SAMPLER)
+    if cfg.group_by_length:
+        return functools.partial(LengthGroupedBatchSampler, no_duplicates=True) if no_duplicates else LengthGroupedBatchSampler
+    return BatchSamplers.NO_DUPLICATES if no_duplicates else BatchSamplers.BATCH_SAMPLER
+
+
+def _trainer_args(cfg: Any, work: Path, device: str, n_examples: int, args_cls: type, **extra: Any) -> Any:
+    extra.setdefault("batch_sampler", batch_sampler(cfg))
     bf16, fp16 = _precision(cfg, device)
     steps_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
@@ -126,3 +137,14 @@ def load_bi_encoder(base: str | None, device: str, max_seq_length: int | None) -
     enc = BiEncoder(base, device=device, dtype="float32", max_seq_length=max_seq_length)
     enc.model._tamis_name = enc.name
     return enc
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any) -> Iterator[Any]:
+    """``model`` in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

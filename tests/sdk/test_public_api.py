@@ -133,6 +133,7 @@ EXPECTED: dict[str, list[str]] = {
         "choose_threshold",
         "fit_baselines",
         "method_scores",
+        "metrics_at",
         "platt",
         "score_features",
     ],
