@@ -52,12 +52,23 @@ def edge_config(
 ) -> Any:
     """The ``EdgeConfig`` of a new shard."""
     return _qe.EdgeConfig(
-        vectors=_qe.EdgeVectorParams(size=dim, distance=_EDGE_DISTANCE[distance]),
+        vectors=_vectors(dim, distance),
         hnsw_config=_qe.HnswIndexConfig(
             m=hnsw_m, ef_construct=hnsw_ef_construct, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
         ),
         optimizers=_optimizers(indexing_threshold_kb),
     )
+
+
+def load_config(dim: int, distance: str, indexing_threshold_kb: int | None) -> Any:
+    """The ``EdgeConfig`` to load an existing shard with: None keeps every stored setting; an indexing
+    threshold overrides the stored optimizer setting (and the engine insists on the vectors too)."""
+    optimizers = _optimizers(indexing_threshold_kb)
+    return None if optimizers is None else _qe.EdgeConfig(vectors=_vectors(dim, distance), optimizers=optimizers)
+
+
+def _vectors(dim: int, distance: str) -> Any:
+    return _qe.EdgeVectorParams(size=dim, distance=_EDGE_DISTANCE[distance])
 
 
 def _optimizers(indexing_threshold_kb: int | None) -> Any:
@@ -157,16 +168,7 @@ class SharedShards:
                 info = layout.info(physical)
                 dim = int(info["dim"])
                 shard_dir = layout.dir(physical) / "shard"
-                optimizers = _optimizers(self.indexing_threshold_kb)
-                # keep the stored HNSW settings; the engine insists on the vectors too
-                config = (
-                    None
-                    if optimizers is None
-                    else _qe.EdgeConfig(
-                        vectors=_qe.EdgeVectorParams(size=dim, distance=_EDGE_DISTANCE[info["distance"]]),
-                        optimizers=optimizers,
-                    )
-                )
+                config = load_config(dim, info["distance"], self.indexing_threshold_kb)
                 try:
                     shard = _qe.EdgeShard.load(str(shard_dir), config)
                 except Exception as exc:

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from tamis._errors import ConfigError
-from tamis._version import __version__
 from tamis.data import TrainingData
 from tamis.training._checkpoints import work_dir
-from tamis.training._config import TrainConfig, config_from
+from tamis.training._config import TrainConfig, resolve_config
 from tamis.training._data import Candidates, dev_split, mine_candidates, train_split
-from tamis.training._output import TrainResult, check_output, now, save_model_folder
+from tamis.training._output import TrainResult, check_output, model_meta, save_model_folder
 from tamis.training._recipes import examples, student_loss
 from tamis.training._teacher import TeacherScorer, check_teacher
 from tamis.training._trainer import batch_sampler, cache_folder, eval_mode, fit, load_bi_encoder
@@ -59,9 +58,7 @@ def train_bi_encoder(
     Example:
         >>> train_bi_encoder("./scifact", "./student", method="distill", teacher="./teacher")  # doctest: +SKIP
     """
-    if config is not None and settings:
-        raise ConfigError("pass config= or keyword settings, not both")
-    cfg = config if config is not None else config_from(TrainConfig, **settings)
+    cfg = resolve_config(TrainConfig, config, settings)
     out = Path(out).expanduser()
     check_output(out)
     t0 = time.perf_counter()
@@ -125,20 +122,14 @@ def train_bi_encoder(
 
     def meta() -> dict[str, Any]:
         result.seconds = time.perf_counter() - t0
-        return {
-            "kind": "bi-encoder", "method": cfg.method, "tamis_version": __version__, "created": now(),
-            "data": {
-                "path": str(td.root), "split": td.split, "queries": len(td.positives()),
-                "fingerprint": td.fingerprint(),
-                "dev": None if dev is None else {
-                    "queries": min(len(dev.positives()), cfg.dev_queries or len(dev.positives())),
-                    "documents": min(len(dev.corpus), cfg.dev_documents or len(dev.corpus)),
-                },
-            },
-            "base": cfg.base or "all-MiniLM-L6-v2", "teacher": cfg.teacher,
-            "loss": type(loss).__name__ if not isinstance(loss, dict) else {k: type(v).__name__ for k, v in loss.items()},
-            "settings": cfg.to_dict(), "result": result.to_dict(),
+        dev_size = None if dev is None else {
+            "queries": min(len(dev.positives()), cfg.dev_queries or len(dev.positives())),
+            "documents": min(len(dev.corpus), cfg.dev_documents or len(dev.corpus)),
         }
+        return model_meta(
+            "bi-encoder", cfg.method, cfg, td, result, data={"dev": dev_size}, teacher=cfg.teacher,
+            loss=type(loss).__name__ if not isinstance(loss, dict) else {k: type(v).__name__ for k, v in loss.items()},
+        )
 
     save_model_folder(out, work, model.save, meta)
     return result

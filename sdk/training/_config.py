@@ -14,6 +14,7 @@ from tamis._errors import ConfigError
 
 __all__ = [
     "Direction", "DistillLoss", "Method", "Precision", "RerankerConfig", "RerankerLoss", "TrainConfig", "config_from",
+    "resolve_config",
 ]
 
 Method = Literal["contrastive", "distill", "augmented"]
@@ -317,3 +318,10 @@ def config_from(cls: type, **kwargs: Any) -> Any:
         raise ConfigError(f"unknown setting(s) {sorted(unknown)} for {cls.__name__}; valid: {sorted(names)}")
     return cls(**{k: v for k, v in kwargs.items() if v is not None})
 
+
+def resolve_config(cls: type, config: Any, settings: dict[str, Any]) -> Any:
+    """A training function's settings: ``config`` (a ``cls``) as given, or a ``cls`` built from the keyword
+    ``settings`` (`config_from`); `ConfigError` for both."""
+    if config is not None and settings:
+        raise ConfigError("pass config= or keyword settings, not both")
+    return config if config is not None else config_from(cls, **settings)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tamis._errors import ConfigError
+from tamis._version import __version__
 
-__all__ = ["MARKER", "TrainResult", "check_output", "now", "save_model_folder"]
+__all__ = ["MARKER", "TrainResult", "check_output", "model_meta", "now", "save_model_folder"]
 
 #: the file that makes a folder "a tamis model" (JSON: kind, method, settings, metrics)
 MARKER = "tamis_model.json"
@@ -102,6 +103,22 @@ def save_model_folder(out: Path, work: Path, save: Callable[[str], Any], meta: C
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
+
+
+def model_meta(
+    kind: str, method: str, cfg: Any, td: Any, result: TrainResult, *, data: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The marker file's content of a trained model folder: what was trained, from what data and base,
+    with which settings, and the result (``data``: more about the data; ``extra``: more top-level keys)."""
+    return {
+        "kind": kind, "method": method, "tamis_version": __version__, "created": now(),
+        "data": {
+            "path": str(td.root), "split": td.split, "queries": len(td.positives()), "fingerprint": td.fingerprint(),
+            **(data or {}),
+        },
+        "base": cfg.base or "all-MiniLM-L6-v2", **extra, "settings": cfg.to_dict(), "result": result.to_dict(),
+    }
 
 
 def now() -> str:

@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tamis._errors import ConfigError, DataError, ModelError
-from tamis._version import __version__
+from tamis._errors import DataError, ModelError
 from tamis.data import TrainingData
 from tamis.training._checkpoints import work_dir
-from tamis.training._config import RerankerConfig, config_from
+from tamis.training._config import RerankerConfig, resolve_config
 from tamis.training._data import (
     Candidates,
     drop_copies_of_positives,
@@ -23,7 +22,7 @@ from tamis.training._data import (
     top_up_negatives,
     train_split,
 )
-from tamis.training._output import TrainResult, check_output, now, save_model_folder
+from tamis.training._output import TrainResult, check_output, model_meta, save_model_folder
 from tamis.training._trainer import cache_folder, fit, load_bi_encoder
 
 __all__ = ["train_reranker"]
@@ -51,9 +50,7 @@ def train_reranker(
     Example:
         >>> train_reranker("./scifact", "./teacher", epochs=1)      # doctest: +SKIP
     """
-    cfg = config if config is not None else config_from(RerankerConfig, **settings)
-    if config is not None and settings:
-        raise ConfigError("pass config= or keyword settings, not both")
+    cfg = resolve_config(RerankerConfig, config, settings)
     out = Path(out).expanduser()
     check_output(out)
     t0 = time.perf_counter()
@@ -100,11 +97,7 @@ def train_reranker(
 
     def meta() -> dict[str, Any]:
         result.seconds = time.perf_counter() - t0
-        return {
-            "kind": "cross-encoder", "method": cfg.loss, "tamis_version": __version__, "created": now(),
-            "data": {"path": str(td.root), "split": td.split, "queries": len(td.positives()), "fingerprint": td.fingerprint()},
-            "base": cfg.base or "all-MiniLM-L6-v2", "settings": cfg.to_dict(), "result": result.to_dict(),
-        }
+        return model_meta("cross-encoder", cfg.loss, cfg, td, result)
 
     save_model_folder(out, work, model.save_pretrained, meta)
     return result
