@@ -40,7 +40,7 @@ import numpy as np
 from tamis._errors import ConfigError
 from tamis.serving._batching import MicroBatcher
 from tamis.serving._guard import ASGIApp, _Guard
-from tamis.serving._routes import _handlers
+from tamis.serving._routes import routes as app_routes
 from tamis.serving._server import _require_serve_extra
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,7 +81,6 @@ def create_app(
     """
     _require_serve_extra()
     from starlette.applications import Starlette
-    from starlette.routing import Route
 
     if encode_batch_size < 1:
         raise ConfigError(f"encode_batch_size must be positive, got {encode_batch_size}")
@@ -109,20 +108,10 @@ def create_app(
             return [float(x) for x in np.asarray(raw, dtype=np.float64).reshape(len(pairs), -1)[:, 0]]
         rerank_batcher = MicroBatcher(score, max_batch_size=max_batch_size, max_wait_s=wait)
 
-    h = _handlers(
+    routes = app_routes(
         encoder, collection=collection, reranker=reranker, batchers=batchers, rerank_batcher=rerank_batcher,
         max_batch_size=max_batch_size, max_client_batch_size=max_client_batch_size, max_request_bytes=max_request_bytes,
     )
-    routes = [
-        Route("/embed", h.embed, methods=["POST"]),
-        Route("/v1/embeddings", h.openai_embeddings, methods=["POST"]),
-        Route("/embeddings", h.openai_embeddings, methods=["POST"]),
-        Route("/rerank", h.rerank, methods=["POST"]),
-        Route("/search", h.search, methods=["POST"]),
-        Route("/info", h.info, methods=["GET"]),
-        Route("/health", h.health, methods=["GET"]),
-        Route("/v1/models", h.models, methods=["GET"]),
-    ]
     app = Starlette(routes=routes)
     app.state.batchers = batchers
     app.state.rerank_batcher = rerank_batcher

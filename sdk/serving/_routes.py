@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from tamis.collection import Collection
     from tamis.encoders import Encoder
 
-Handler = Callable[["Request"], Awaitable["Response"]]
 
 
 def _texts(value: Any, field: str, limit: int) -> list[str]:
@@ -50,20 +48,7 @@ def _pooling(encoder: Encoder) -> str:
     return "mean"
 
 
-@dataclass(frozen=True)
-class _Handlers:
-    """The app's request handlers (see `_handlers`), for `create_app` to route."""
-
-    embed: Handler
-    openai_embeddings: Handler
-    rerank: Handler
-    search: Handler
-    info: Handler
-    health: Handler
-    models: Handler
-
-
-def _handlers(
+def routes(
     encoder: Encoder,
     *,
     collection: Collection | None,
@@ -73,13 +58,14 @@ def _handlers(
     max_batch_size: int,
     max_client_batch_size: int,
     max_request_bytes: int,
-) -> _Handlers:
-    """The handlers of an app serving ``encoder`` (and ``collection``'s /search, ``reranker``'s /rerank).
+) -> list[Any]:
+    """The routes of an app serving ``encoder`` (and ``collection``'s /search, ``reranker``'s /rerank).
 
     Every text goes through ``batchers`` (by kind: ``"document"``, ``"query"``), every (query, text)
     pair through ``rerank_batcher``; the limits are `create_app`'s.
     """
     from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
 
     prompts = _prompts(encoder)
 
@@ -231,5 +217,13 @@ def _handlers(
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": encoder.name, "object": "model", "owned_by": "tamis"}]})
 
-    return _Handlers(embed=embed, openai_embeddings=openai_embeddings, rerank=rerank, search=search, info=info,
-                     health=health, models=models)
+    return [
+        Route("/embed", embed, methods=["POST"]),
+        Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
+        Route("/embeddings", openai_embeddings, methods=["POST"]),
+        Route("/rerank", rerank, methods=["POST"]),
+        Route("/search", search, methods=["POST"]),
+        Route("/info", info, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+    ]
