@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,3 +48,26 @@ def save_json(name: str, obj: object) -> Path:
     path = OUT / name
     path.write_text(json.dumps(obj, indent=2, default=str))
     return path
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Poll ``url``/health until it answers 200 (True); False when ``proc`` exits or ``timeout_s`` passes."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)

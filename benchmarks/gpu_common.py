@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import random
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -125,13 +124,6 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# -- BEIR data -------------------------------------------------------------------------------------
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gpu_common import Ctx, StepIO, free_port, read_jsonl, read_qrels, timed
+from _common import free_port, wait_healthy
+from gpu_common import Ctx, StepIO, read_jsonl, read_qrels, timed
 
 log = logging.getLogger("gpu_check")
 PER_REQUEST = 4
@@ -32,20 +33,11 @@ def _start_server(ctx: Ctx, io: StepIO) -> tuple[subprocess.Popen[bytes], str]:
     proc.log_file = log_file  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     io.detail("server_command", " ".join(["tamis", *cmd[3:]]))
-    import httpx
-
-    deadline = time.monotonic() + max(10.0, min(180.0, io.left()))
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            tail = (ctx.work / "serve.log").read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"tamis serve did not come up (exit {proc.returncode}): {tail}")
-        time.sleep(0.2)
+    if not wait_healthy(url, proc, max(10.0, min(180.0, io.left()))):
+        _stop(proc)
+        tail = (ctx.work / "serve.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"tamis serve did not come up (exit {proc.returncode}): {tail}")
+    return proc, url
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,35 +26,22 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import Timer, dataset, machine, save_json
+from _common import Timer, dataset, free_port, machine, save_json, wait_healthy
 
 import tamis
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_server(backend: str, device: str, batch_size: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tamis.cli", "serve", "--port", str(port), "--backend", backend, "--device", device,
          "--max-batch-size", "64", "--encode-batch-size", str(batch_size)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"tamis serve did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.2)
+    if not wait_healthy(url, proc, 300):
+        raise SystemExit(f"tamis serve did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return proc, url
 
 
 async def _clients(url: str, texts: list[str], n_clients: int, per_request: int) -> float:
