@@ -54,7 +54,8 @@ def _iter_jsonl(path: Path, *, after_line: int = 0) -> Iterator[tuple[int, Any]]
             if lineno <= after_line:
                 continue
             try:
-                line = raw.decode("utf-8")
+                # a byte-order mark at the start of the file is accepted (and dropped)
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
                 raise DataFormatError(
                     f"not UTF-8 (byte {exc.start}); re-encode the file as UTF-8", source=str(path), line=lineno
@@ -89,6 +90,11 @@ def load_jsonl(
     """
     _check_on_invalid(on_invalid)
     p = Path(path)
+    if p.is_dir():
+        raise DataFormatError(
+            f"{str(p)!r} is a folder, not a JSON Lines file; pass the .jsonl file itself, or use format "
+            "'beir' (a folder with corpus.jsonl), 'dir' (a folder of .txt/.md files) or 'auto'", source=str(p),
+        )
     if not p.is_file():
         raise DataFormatError(f"no such file: {str(p)!r}", source=str(p))
     keep = None if metadata_fields is None else list(metadata_fields)
@@ -145,8 +151,11 @@ def load_beir(path: str | os.PathLike[str], *, on_invalid: OnInvalid = "raise") 
     folder = Path(path)
     corpus = folder / "corpus.jsonl" if folder.is_dir() else folder
     if not corpus.is_file():
+        has = [n for n in ("queries.jsonl", "qrels/") if (folder / n.rstrip("/")).exists()]
         raise DataFormatError(
-            f"{str(folder)!r} is not a BEIR folder: no corpus.jsonl in it", source=str(folder)
+            f"{str(folder)!r} is not a BEIR folder: no corpus.jsonl in it"
+            + (f" (it has {' and '.join(has)}: a BEIR dataset without its corpus?)" if has else "")
+            + "; put the corpus there as corpus.jsonl, or pass the .jsonl file itself", source=str(folder)
         )
     return load_jsonl(corpus, id_field="_id", text_field="text", title_field="title", on_invalid=on_invalid)
 
@@ -176,9 +185,15 @@ def load_qrels(path: str | os.PathLike[str], split: str = "test") -> dict[str, d
         avail = sorted(f.stem for f in (p / "qrels").glob("*.tsv")) if p.is_dir() else []
         raise DataFormatError(f"no qrels for split {split!r} (available: {avail})", source=str(qfile))
     qrels: dict[str, dict[str, int]] = {}
-    with open(qfile, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            parts = line.rstrip("\n").split("\t")
+    with open(qfile, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(
+                    f"not UTF-8 (byte {exc.start}); re-encode the file as UTF-8", source=str(qfile), line=lineno
+                ) from exc
+            parts = line.rstrip("\r\n").split("\t")
             if lineno == 1 and parts and parts[0] in ("query-id", "query_id", "qid"):
                 continue
             if not line.strip():
@@ -217,7 +232,7 @@ def load_directory(
             rel = f.relative_to(root).as_posix()
             try:
                 raw = f.read_bytes()
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 err = DataFormatError(f"not UTF-8 (byte {exc.start}); re-encode it as UTF-8", source=str(f))
                 if on_invalid == "raise":
@@ -237,6 +252,11 @@ def load_directory(
     return DocumentSource(records, f"directory {str(root)!r}")
 
 
+def _looks_like_beir(folder: Path) -> bool:
+    """A folder with a BEIR dataset's queries or qrels (its corpus missing or misnamed)."""
+    return (folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir()
+
+
 def load_data(
     path: str | os.PathLike[str],
     *,
@@ -248,7 +268,7 @@ def load_data(
     p = Path(path)
     if format == "auto":
         if p.is_dir():
-            format = "beir" if (p / "corpus.jsonl").is_file() else "dir"
+            format = "beir" if (p / "corpus.jsonl").is_file() or _looks_like_beir(p) else "dir"
         elif p.is_file():
             format = "jsonl"
         else:
