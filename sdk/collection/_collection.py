@@ -228,6 +228,28 @@ class Collection(Indexing, Searching):
         self._built_pipeline = None
 
     # -- a new model for the same collection ---------------------------------------------------
+    def _next_version(self, model: str | os.PathLike[str] | None, encoder: Encoder | None) -> Collection:
+        """The version a re-index builds: a half-built one of the same model (a crashed re-index) resumed,
+        else a new one; every other half-built version is removed."""
+        new = Collection(
+            self.name, self.store, physical=None, manifest=None, model=model, encoder=encoder,
+            backend=self._backend, device=self._device,
+        )
+        fingerprint = new.encoder.fingerprint
+        resume = None
+        for physical, manifest in _versions.half_built(self.store, self.name, self.physical):
+            if resume is None and manifest["model"].get("fingerprint") == fingerprint:
+                resume = physical, manifest
+                logger.warning("collection %r: resuming the half-built version %r", self.name, physical)
+                continue
+            logger.warning("collection %r: removing the half-built version %r", self.name, physical)
+            self.store.delete_collection(physical)
+        if resume is not None:
+            new.physical, new.manifest = resume[0], upgraded(dict(resume[1]))
+        else:
+            new.physical = _versions.next_version(self.store, self.name)
+        return new
+
     def reindex(
         self,
         documents: Iterable[Document] | None = None,
@@ -277,11 +299,8 @@ class Collection(Indexing, Searching):
                     "pass documents= (the original input)"
                 )
             documents = stored_documents(self.store, self.physical)
-        new_physical = _versions.next_version(self.store, self.name)
-        new = Collection(
-            self.name, self.store, physical=new_physical, manifest=None, model=model, encoder=encoder,
-            backend=self._backend, device=self._device,
-        )
+        new = self._next_version(model, encoder)
+        new_physical = new.physical
         try:
             report = new.index(documents, **index_options)
         except BaseException:

@@ -135,13 +135,15 @@ class Indexing(CollectionBase):
         if any(len(c) > 1 for _, c, _ in todo) and not manifest.get("chunked"):
             manifest["chunked"] = True
             self._write_manifest()
+        if stale:
+            # before the new chunks are written: a crash in between leaves chunk 0 with the old hash,
+            # so the re-run rewrites the document (deleting after would leave old chunks for good)
+            self.store.delete_points(self.physical, stale)
+            report.stale_chunks_deleted = len(stale)
         report.encoded = write(
             self.store, self.physical, enc, todo, batch_size=batch_size, encode_batch_size=encode_batch_size,
             progress=progress,
         )
-        if stale:
-            self.store.delete_points(self.physical, stale)
-            report.stale_chunks_deleted = len(stale)
         if optimize:
             self.store.optimize(self.physical)
         self.store.flush(self.physical)
@@ -289,11 +291,11 @@ def plan(
     for doc, chunks in chunked:
         h = doc.content_hash()
         prev = existing.get(doc.id)
+        if prev is not None and prev[2] > len(chunks):
+            stale.extend(point_id(doc.id, i) for i in range(len(chunks), prev[2]))
         if prev is not None and prev[0] == h and prev[1] == len(chunks):
             report.unchanged += 1
             continue
-        if prev is not None and prev[1] > len(chunks):
-            stale.extend(point_id(doc.id, i) for i in range(len(chunks), prev[1]))
         todo.append((doc, chunks, h))
     # longest first is not needed, but length-sorted order makes encoder batches evenly padded,
     # which is what makes encoding fast
@@ -301,8 +303,12 @@ def plan(
     return todo, stale
 
 
-def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict[str, tuple[str, int]]:
-    """{doc id: (content hash, number of chunks)} for documents already stored."""
+def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict[str, tuple[str, int, int]]:
+    """{doc id: (content hash, number of chunks, chunks stored)} for documents already stored.
+
+    "Chunks stored" exceeds the number of chunks when an older version of the document had more
+    and its extra chunks were never deleted (a crash of an older tamis between the two writes).
+    """
     out: dict[str, tuple[str, int]] = {}
     ids = list(doc_ids)
     by_point = {point_id(d, 0): d for d in ids}
@@ -323,7 +329,15 @@ def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict
     for pid in set(rest) - found:
         h, n = out[rest[pid]]
         out[rest[pid]] = ("incomplete", n)
-    return out
+    # a chunk past the last one is left from a longer version: its n_chunks says how far they go
+    extent = {d: n for d, (_, n) in out.items()}
+    beyond = {point_id(d, n): d for d, (_, n) in out.items()}
+    keys = list(beyond)
+    for start in range(0, len(keys), 1000):
+        for rec in store.retrieve(physical, keys[start : start + 1000], with_payload=True):
+            doc_id = beyond[rec.id]
+            extent[doc_id] = max(extent[doc_id] + 1, int(rec.payload.get("n_chunks", 0)))
+    return {d: (h, n, extent[d]) for d, (h, n) in out.items()}
 
 
 def stored_documents(store: VectorStore, physical: str) -> list[Document]:

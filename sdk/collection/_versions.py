@@ -66,10 +66,34 @@ def find(store: VectorStore, name: str) -> tuple[str | None, bool]:
         return target, False
     if store.collection_exists(name):
         return name, False
+    # the newest complete version; a half-built one (a crash in a re-index) only when none is
+    # complete: then it is the first ingest, which the next `index` resumes
+    fallback = None
     for _, physical in sorted(versions(store, name).items(), reverse=True):
-        if manifest_of(store, physical) is not None:
+        manifest = manifest_of(store, physical)
+        if manifest is None:
+            continue
+        if ingest_state(manifest) == "complete":
             return physical, True
-    return None, False
+        fallback = fallback or physical
+    return (fallback, True) if fallback is not None else (None, False)
+
+
+def ingest_state(manifest: Mapping[str, Any]) -> str:
+    """The ``ingest`` state a manifest records: ``"complete"``, ``"in_progress"`` or ``"empty"``."""
+    ingest = manifest.get("ingest")
+    return str(ingest.get("state", "empty")) if isinstance(ingest, Mapping) else "empty"
+
+
+def half_built(store: VectorStore, name: str, served: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """(physical, manifest) of every version of ``name`` other than ``served`` whose ingest never
+    completed (a re-index killed half-way), newest first."""
+    out = []
+    for _, physical in sorted(versions(store, name).items(), reverse=True):
+        manifest = manifest_of(store, physical)
+        if physical != served and manifest is not None and ingest_state(manifest) != "complete":
+            out.append((physical, manifest))
+    return out
 
 
 def resolve(store: VectorStore, name: str) -> tuple[str | None, Mapping[str, Any] | None]:
