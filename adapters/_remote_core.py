@@ -39,7 +39,7 @@ from tamis.adapters._remote_wire import (
 )
 from tamis.encoders import TextKind
 
-__all__ = ["RETRY_STATUSES", "Api", "RemoteCore", "Send", "Sleep", "Steps"]
+__all__ = ["DEADLINE_TIMEOUTS", "RETRY_STATUSES", "Api", "RemoteCore", "Send", "Sleep", "Steps", "past_deadline"]
 
 logger = logging.getLogger("tamis")
 
@@ -49,6 +49,8 @@ Api = Literal["auto", "tei", "openai"]
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _BODY_OVERHEAD = 200  # bytes of JSON around the list of texts
 _PROBE = ["tamis dimension probe"]
+#: the default deadline of a request, in timeouts
+DEADLINE_TIMEOUTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,14 @@ class Sleep:
 Steps = Generator[Send | Sleep, httpx.Response | httpx.TransportError | None, T]
 
 
+def past_deadline(deadline: float, request: httpx.Request | None = None) -> httpx.ReadTimeout:
+    """The transport error of a request whose answer did not come in full within ``deadline`` seconds."""
+    return httpx.ReadTimeout(
+        f"no complete answer within the deadline of {deadline:g}s (the server is too slow, or trickles; "
+        "raise deadline= / --timeout)", request=request,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     kind: Literal["ok", "retry", "split"]
@@ -91,6 +101,7 @@ class RemoteCore:
         model: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
+        deadline: float | None = None,
         max_retries: int = 5,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -104,9 +115,10 @@ class RemoteCore:
             raise ConfigError(f"url must start with http:// or https://, got {url!r}")
         if api not in ("auto", "tei", "openai"):
             raise ConfigError(f"api {api!r} is not one of 'auto', 'tei', 'openai'")
-        if timeout <= 0 or max_retries < 0 or backoff < 0:
+        if timeout <= 0 or max_retries < 0 or backoff < 0 or (deadline is not None and deadline <= 0):
             raise ConfigError(
-                f"timeout must be > 0, max_retries and backoff >= 0 (got {timeout}, {max_retries}, {backoff})"
+                f"timeout and deadline must be > 0, max_retries and backoff >= 0 (got {timeout}, {deadline}, "
+                f"{max_retries}, {backoff})"
             )
         for label, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens),
                              ("payload_limit", payload_limit)):
@@ -119,6 +131,8 @@ class RemoteCore:
         self.api_requested: Api = api
         self.model_requested = model
         self.timeout = timeout
+        #: seconds one request may take in all, however slowly the answer trickles in (then retried)
+        self.deadline = float(deadline) if deadline is not None else DEADLINE_TIMEOUTS * timeout
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff

@@ -17,6 +17,7 @@ from tamis._errors import RemoteInferenceError
 __all__ = [
     "DEFAULT_PAYLOAD_LIMIT",
     "RemoteInfo",
+    "check_rows",
     "excerpt",
     "first_model",
     "info_from_openai",
@@ -115,8 +116,35 @@ def parse_embeddings(info: RemoteInfo, resp: httpx.Response, n: int, url: str) -
             f"{url} returned embeddings of shape {arr.shape} for {n} texts",
             status=resp.status_code, body=excerpt(resp), url=url,
         )
+    check_rows(arr, info.dim, url, resp)
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    return np.ascontiguousarray(arr / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(arr / norms, dtype=np.float32)
+
+
+def check_rows(arr: np.ndarray, dim: int, url: str, resp: httpx.Response) -> None:
+    """RemoteInferenceError unless every row of ``arr`` is ``dim``-d (0: not known yet), finite and not all
+    zero: a vector that cannot be a text's embedding is never stored (a re-run would call it unchanged)."""
+    n = len(arr)
+
+    def fail(what: str, rows: np.ndarray) -> None:
+        idx = np.flatnonzero(rows)
+        raise RemoteInferenceError(
+            f"{url} returned {what} for {idx.size} of {n} texts (rows {idx[:10].tolist()}); the server is "
+            "broken or overloaded: check its logs, then run again (nothing of this request was stored)",
+            status=resp.status_code, body=excerpt(resp), url=url,
+        )
+
+    if dim and arr.shape[1] != dim:
+        raise RemoteInferenceError(
+            f"{url} returned {arr.shape[1]}-d embeddings; the server reported {dim}-d ones (has its model "
+            "changed? open the collection again)", status=resp.status_code, body=excerpt(resp), url=url,
+        )
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        fail("embeddings that are not finite (NaN or Infinity)", ~finite)
+    zero = np.linalg.norm(arr, axis=1) <= 1e-12
+    if zero.any():
+        fail("all-zero embeddings", zero)
 
 
 def stack(parts: list[np.ndarray], dim: int) -> np.ndarray:

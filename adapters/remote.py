@@ -43,7 +43,7 @@ import httpx
 import numpy as np
 
 from tamis._errors import ConfigError, ModelError
-from tamis.adapters._remote_core import RemoteCore, Sleep, Steps
+from tamis.adapters._remote_core import RemoteCore, Sleep, Steps, past_deadline
 from tamis.adapters._remote_wire import RemoteInfo, stack
 from tamis.encoders import TextKind, resolve_model
 
@@ -66,6 +66,9 @@ class RemoteEncoder(RemoteCore):
         api_key: sent as ``Authorization: Bearer <key>``.
         timeout: seconds for connecting and for each read; a request that takes longer fails
             (and is retried).
+        deadline: seconds one request may take in all, from sending it to the last byte of the
+            answer (default 3 x ``timeout``): a server that trickles its answer fails (and is retried)
+            instead of blocking forever.
         max_retries: further attempts after a retryable failure (429/502/503/504, a dropped
             connection, a timeout).
         backoff: the first retry waits up to this many seconds (full jitter); each further
@@ -180,9 +183,20 @@ class RemoteEncoder(RemoteCore):
                 time.sleep(step.seconds)
                 continue
             try:
-                reply = self._client.request(step.method, step.url, json=step.json)
+                reply = self._request_within_deadline(step.method, step.url, step.json)
             except httpx.TransportError as exc:
                 reply = exc
+
+    def _request_within_deadline(self, method: str, url: str, body: Any) -> httpx.Response:
+        """One request with the sync client, its answer read in full within `deadline` seconds."""
+        limit = time.monotonic() + self.deadline
+        with self._client.stream(method, url, json=body) as resp:
+            raw = bytearray()
+            for chunk in resp.iter_raw():
+                raw += chunk
+                if time.monotonic() > limit:
+                    raise past_deadline(self.deadline, resp.request)
+            return httpx.Response(resp.status_code, headers=resp.headers, content=bytes(raw), request=resp.request)
 
     async def _arun(self, steps: Steps[T], client: httpx.AsyncClient) -> T:
         """Run a procedure of the core with ``client``, without blocking the event loop."""
@@ -197,7 +211,9 @@ class RemoteEncoder(RemoteCore):
                 await asyncio.sleep(step.seconds)
                 continue
             try:
-                reply = await client.request(step.method, step.url, json=step.json)
+                reply = await asyncio.wait_for(client.request(step.method, step.url, json=step.json), self.deadline)
+            except asyncio.TimeoutError:
+                reply = past_deadline(self.deadline)
             except httpx.TransportError as exc:
                 reply = exc
 

@@ -60,6 +60,19 @@ EncoderApiKeyOpt = Annotated[
                  envvar="TAMIS_ENCODER_API_KEY", show_envvar=True),
 ]
 
+EncoderTimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--timeout", help="With --encoder-url: seconds per connect / read; a request may take 3x this in all."),
+]
+EncoderRetriesOpt = Annotated[
+    int | None, typer.Option("--retries", help="With --encoder-url: further tries of a failed request (default 5).")
+]
+
+
+def encoder_options(timeout: float | None, retries: int | None) -> dict[str, Any]:
+    """The RemoteEncoder options of --timeout / --retries (only those given)."""
+    return {k: v for k, v in (("timeout", timeout), ("max_retries", retries)) if v is not None}
+
 
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
@@ -73,13 +86,18 @@ def _setup_logging(verbose: bool) -> None:
 def _open(
     name: str, *, path: Path | None, url: str | None, api_key: str | None, store: str | None,
     model: str | None, backend: str, device: str, create: bool = False,
-    encoder_url: str | None = None, encoder_api_key: str | None = None,
+    encoder_url: str | None = None, encoder_api_key: str | None = None, encoder_options: dict[str, Any] | None = None,
 ) -> Any:
     from tamis.collection import open_collection
 
+    if encoder_options and encoder_url is None:
+        from tamis._errors import ConfigError
+
+        raise ConfigError("--timeout and --retries apply to a remote encoder: give --encoder-url too")
     return open_collection(
         name, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device, create=create,
         encoder_url=encoder_url, encoder_api_key=encoder_api_key if encoder_url else None,
+        encoder_options=encoder_options or None,
     )
 
 

@@ -16,6 +16,8 @@ from tamis.cli._app import (
     CollectionOpt,
     DeviceOpt,
     EncoderApiKeyOpt,
+    EncoderRetriesOpt,
+    EncoderTimeoutOpt,
     EncoderUrlOpt,
     ModelOpt,
     PathOpt,
@@ -26,6 +28,7 @@ from tamis.cli._app import (
     _open,
     _setup_logging,
     app,
+    encoder_options,
     err,
     out,
 )
@@ -70,6 +73,8 @@ def calibrate(
     device: DeviceOpt = "auto",
     encoder_url: EncoderUrlOpt = None,
     encoder_api_key: EncoderApiKeyOpt = None,
+    timeout: EncoderTimeoutOpt = None,
+    retries: EncoderRetriesOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Train a Cosine Adapter on a collection from BEIR qrels and store it with the collection.
@@ -90,7 +95,8 @@ def calibrate(
             dev_q = {q: t for q, t in queries.items() if q in dev_r}
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=model,
                    backend=backend, device=device,
-                   encoder_url=encoder_url, encoder_api_key=encoder_api_key) as col:
+                   encoder_url=encoder_url, encoder_api_key=encoder_api_key,
+                   encoder_options=encoder_options(timeout, retries)) as col:
             with err.status(f"calibrating {collection} on {split} ..."):
                 adapter = col.calibrate(
                     {q: t for q, t in queries.items() if q in qrels}, qrels, dev_q, dev_r,

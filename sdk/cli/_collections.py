@@ -17,6 +17,8 @@ from tamis.cli._app import (
     CollectionOpt,
     DeviceOpt,
     EncoderApiKeyOpt,
+    EncoderRetriesOpt,
+    EncoderTimeoutOpt,
     EncoderUrlOpt,
     ModelOpt,
     PathOpt,
@@ -28,6 +30,7 @@ from tamis.cli._app import (
     _progress,
     _setup_logging,
     app,
+    encoder_options,
     out,
 )
 
@@ -54,6 +57,8 @@ def index(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     encoder_url: EncoderUrlOpt = None,
     encoder_api_key: EncoderApiKeyOpt = None,
+    timeout: EncoderTimeoutOpt = None,
+    retries: EncoderRetriesOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
@@ -68,7 +73,8 @@ def index(
         )
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=model,
                    backend=backend, device=device,
-                   encoder_url=encoder_url, encoder_api_key=encoder_api_key, create=True) as col, _progress() as bar:
+                   encoder_url=encoder_url, encoder_api_key=encoder_api_key,
+                   encoder_options=encoder_options(timeout, retries), create=True) as col, _progress() as bar:
             task = bar.add_task(f"indexing into {collection}", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -123,6 +129,8 @@ def search(
     device: DeviceOpt = "auto",
     encoder_url: EncoderUrlOpt = None,
     encoder_api_key: EncoderApiKeyOpt = None,
+    timeout: EncoderTimeoutOpt = None,
+    retries: EncoderRetriesOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Search a collection with one query, or a batch of queries (--queries) as JSON lines."""
@@ -144,7 +152,8 @@ def search(
                 raise ConfigError(f"--filter is not valid JSON: {exc.msg}: {filter!r}") from exc
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=model,
                    backend=backend, device=device,
-                   encoder_url=encoder_url, encoder_api_key=encoder_api_key) as col:
+                   encoder_url=encoder_url, encoder_api_key=encoder_api_key,
+                   encoder_options=encoder_options(timeout, retries)) as col:
             opts = dict(filter=flt, score_threshold=score_threshold, hnsw_ef=hnsw_ef, exact=exact,
                         relevance_filter=not no_filter, min_relevance=min_relevance)
             if query is not None:

@@ -42,6 +42,7 @@ def open_collection(
     encoder: Encoder | None = None,
     encoder_url: str | None = None,
     encoder_api_key: str | None = None,
+    encoder_options: Mapping[str, Any] | None = None,
     backend: str = "auto",
     device: str = "auto",
     create: bool = False,
@@ -56,6 +57,7 @@ def open_collection(
         encoder: an encoder object instead of ``model``.
         encoder_url, encoder_api_key: embed with an inference server instead (TEI, OpenAI-compatible,
             ``tamis serve``; see `tamis.adapters.remote.RemoteEncoder`).
+        encoder_options: more options of the remote encoder (``timeout``, ``deadline``, ``max_retries`` ...).
         backend, device: how to run the model (see `tamis.load_encoder`).
         create: make the collection on the first `Collection.index` if it does not exist: the
             Qdrant collection ``<name>__v1`` behind the alias ``name`` (see `Collection.reindex`).
@@ -73,8 +75,10 @@ def open_collection(
         raise ConfigError("pass model= or encoder= or encoder_url=, not several")
     if encoder_api_key is not None and encoder_url is None:
         raise ConfigError("encoder_api_key= goes with encoder_url=")
+    if encoder_options is not None and encoder_url is None:
+        raise ConfigError("encoder_options= goes with encoder_url=")
     if encoder_url is not None:
-        encoder = load_encoder(encoder_url, api_key=encoder_api_key)
+        encoder = load_encoder(encoder_url, api_key=encoder_api_key, **dict(encoder_options or {}))
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
     st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location)

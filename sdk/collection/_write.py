@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tamis._errors import DimensionMismatchError
+from tamis._errors import DimensionMismatchError, ModelError
 from tamis.data import Document
 from tamis.encoders import Encoder
 from tamis.stores import StorePoint, VectorStore
@@ -45,6 +45,19 @@ def _payload(doc: Document, number: int, text: str, *, n_chunks: int, content_ha
         "metadata": dict(doc.metadata),
         "hash": content_hash,
     }
+
+
+def check_vectors(vecs: np.ndarray, doc_ids: list[str], enc: Encoder) -> None:
+    """`ModelError` for rows that are not finite or all zero: such a vector matches nothing (or everything),
+    and a re-run would call its document unchanged, so it is never stored."""
+    bad = ~np.isfinite(vecs).all(axis=1)
+    bad |= ~bad & (np.abs(np.nan_to_num(vecs)).sum(axis=1) == 0)
+    if bad.any():
+        which = sorted({doc_ids[i] for i in np.flatnonzero(bad)})
+        raise ModelError(
+            f"the encoder {enc.name!r} returned all-zero or non-finite vectors for {int(bad.sum())} texts "
+            f"(documents {which[:5]}); nothing of that batch was stored: fix the encoder and run again"
+        )
 
 
 def write(
@@ -113,6 +126,7 @@ def write(
                 raise DimensionMismatchError(
                     f"encoder returned vectors of shape {vecs.shape} for {len(batch)} texts; expected dim {enc.dim}"
                 )
+            check_vectors(vecs, [payload["doc_id"] for _, _, payload in batch], enc)
             while thread.is_alive():
                 try:
                     q.put((batch, vecs), timeout=0.1)
