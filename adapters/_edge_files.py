@@ -16,6 +16,7 @@ the old or the new file, never half of one.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -28,13 +29,55 @@ from typing import Any
 
 from tamis._errors import CollectionNotFoundError, ConfigError, StoreError
 
-__all__ = ["FORMAT", "Layout", "fsync_dir", "write_json_atomic"]
+__all__ = ["FORMAT", "Layout", "free_bytes", "fsync_dir", "require_free", "unallocated_wal", "write_json_atomic"]
 
 logger = logging.getLogger(__name__)
 
 #: version of the ``tamis.json`` format
 FORMAT = 1
 _STALE_TMP_S = 3600.0
+
+
+#: a Qdrant Edge shard maps write-ahead-log segments of this size; a write into one the disk cannot hold
+#: kills the process with SIGBUS, so the space is checked before a shard is created or opened
+WAL_SEGMENT_BYTES = 32 * 1024 * 1024
+#: a new shard starts with this many segments
+WAL_SEGMENTS = 2
+#: kept free on top of what a write is estimated to need (segment files grow in steps of ~1 MB)
+FREE_MARGIN_BYTES = 8 * 1024 * 1024
+_MIB = 1024 * 1024
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes free for this process on the file system of ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def require_free(path: Path, needed: int, what: str) -> None:
+    """`StoreError` unless the disk of ``path`` has ``needed`` bytes free (plus the margin) to ``what``."""
+    needed += FREE_MARGIN_BYTES
+    try:
+        free = free_bytes(path)
+    except OSError:  # cannot tell: let the write itself say
+        return
+    if free < needed:
+        raise StoreError(
+            f"not enough disk space to {what} in {str(path)!r}: {needed / _MIB:,.1f} MiB needed, "
+            f"{free / _MIB:,.1f} MiB free; free some space, or move the data directory (TAMIS_HOME, "
+            "--path) to a larger disk"
+        )
+
+
+def unallocated_wal(shard_dir: Path) -> int:
+    """Bytes of the shard's write-ahead-log segments not yet on disk (sparse): what opening it may write."""
+    total = 0
+    try:
+        for f in (shard_dir / "wal").iterdir():
+            st = f.stat()
+            total += max(0, st.st_size - st.st_blocks * 512)
+    except OSError:
+        pass
+    return total
 
 
 def fsync_dir(path: Path) -> None:
@@ -48,17 +91,27 @@ def fsync_dir(path: Path) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` so that readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=1)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
     fsync_dir(path.parent)
+
+
+def _write_error(path: Path, exc: OSError) -> StoreError:
+    full = " (the disk is full: free some space)" if exc.errno == errno.ENOSPC else ""
+    return StoreError(f"cannot write {str(path)!r}: {exc.strerror or exc}{full}; the previous version is intact")
 
 
 def _read_json(path: Path) -> Any:
@@ -169,6 +222,7 @@ class Layout:
     def build(self, name: str, info: dict[str, Any], make_shard: Callable[[Path], None]) -> None:
         """Make collection ``name`` (its shard by ``make_shard(folder)``, then ``tamis.json``) in a
         hidden sibling folder and rename it into place, so a failure leaves no half-made collection."""
+        require_free(self.collections, WAL_SEGMENTS * WAL_SEGMENT_BYTES, f"create collection {name!r}")
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.collections))
         try:
             make_shard(tmp / "shard")
@@ -178,6 +232,14 @@ class Layout:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def require_free_to_open(self, name: str) -> None:
+        """`StoreError` unless opening collection ``name``'s shard can write what it may (its log segments)."""
+        require_free(self.collections, unallocated_wal(self.dir(name) / "shard"), f"open collection {name!r}")
+
+    def require_free_to_write(self, name: str, nbytes: int) -> None:
+        """`StoreError` unless ``nbytes`` of new points fit (their log entry and their segment copy)."""
+        require_free(self.collections, 3 * nbytes, f"write {nbytes / _MIB:,.1f} MiB of points into {name!r}")
 
     def trash(self, name: str, suffix: str) -> Path:
         """Move collection ``name`` out of the way (durably) before its files are removed."""

@@ -169,6 +169,7 @@ class SharedShards:
                 dim = int(info["dim"])
                 shard_dir = layout.dir(physical) / "shard"
                 config = load_config(dim, info["distance"], self.indexing_threshold_kb)
+                layout.require_free_to_open(physical)  # a full disk would kill the load with SIGBUS
                 try:
                     shard = _qe.EdgeShard.load(str(shard_dir), config)
                 except Exception as exc:

@@ -39,6 +39,7 @@ Engine behaviour this module relies on (checked against qdrant-edge-py 0.9):
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import uuid
@@ -273,6 +274,7 @@ class EdgeStore(BaseStore):
         self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
     ) -> None:
         """ONE engine update: after a crash all of the points are there, or none."""
+        self._files.require_free_to_write(target, vectors.nbytes + len(json.dumps(payloads)))
         edge_points = [
             _qe.Point(i, row, p) for i, row, p in zip(ids, vectors.tolist(), payloads, strict=True)
         ]

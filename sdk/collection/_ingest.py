@@ -125,25 +125,39 @@ class Indexing(CollectionBase):
             prev = (self.manifest or {}).get("chunking") or {}
             chunk_overlap = int(prev.get("overlap", min(32, max_tokens // 4)))
         chunker = Chunker(enc.tokenizer, max_tokens=max_tokens, overlap=chunk_overlap)
+        before = None if self.manifest is None else dict(self.manifest.get("ingest") or {})
         manifest = self._begin_ingest(enc, chunker)
 
-        # chunk every document; `plan` keeps what needs writing, shortest first
-        chunked = [(d, chunker.split(d.embed_text)) for d in docs]
-        report.documents = len(docs)
-        report.chunks = sum(len(c) for _, c in chunked)
-        todo, stale = plan(self.store, self.physical, chunked, report)
-        if any(len(c) > 1 for _, c, _ in todo) and not manifest.get("chunked"):
-            manifest["chunked"] = True
-            self._write_manifest()
-        if stale:
-            # before the new chunks are written: a crash in between leaves chunk 0 with the old hash,
-            # so the re-run rewrites the document (deleting after would leave old chunks for good)
-            self.store.delete_points(self.physical, stale)
-            report.stale_chunks_deleted = len(stale)
-        report.encoded = write(
-            self.store, self.physical, enc, todo, batch_size=batch_size, encode_batch_size=encode_batch_size,
-            progress=progress,
-        )
+        written = 0
+
+        def counted(done: int, total: int) -> None:
+            nonlocal written
+            written = done
+            if progress is not None:
+                progress(done, total)
+
+        try:
+            # chunk every document; `plan` keeps what needs writing, shortest first
+            chunked = [(d, chunker.split(d.embed_text)) for d in docs]
+            report.documents = len(docs)
+            report.chunks = sum(len(c) for _, c in chunked)
+            todo, stale = plan(self.store, self.physical, chunked, report)
+            if any(len(c) > 1 for _, c, _ in todo) and not manifest.get("chunked"):
+                manifest["chunked"] = True
+                self._write_manifest()
+            if stale:
+                # before the new chunks are written: a crash in between leaves chunk 0 with the old hash,
+                # so the re-run rewrites the document (deleting after would leave old chunks for good)
+                self.store.delete_points(self.physical, stale)
+                report.stale_chunks_deleted = len(stale)
+            report.encoded = write(
+                self.store, self.physical, enc, todo, batch_size=batch_size, encode_batch_size=encode_batch_size,
+                progress=counted,
+            )
+        except BaseException:
+            if before is not None and written == 0 and not report.stale_chunks_deleted:
+                self._restore_ingest(before)  # nothing was written: the collection is as it was
+            raise
         if optimize:
             self.store.optimize(self.physical)
         self.store.flush(self.physical)
@@ -155,6 +169,15 @@ class Indexing(CollectionBase):
         self._write_manifest()
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _restore_ingest(self, before: dict[str, Any]) -> None:
+        """Put back the ingest state of before a run that failed before writing anything (best effort)."""
+        assert self.manifest is not None
+        self.manifest["ingest"] = before
+        try:
+            self._write_manifest()
+        except Exception as exc:  # the run's own error is what the caller must see
+            logger.warning("could not restore the ingest state of %r: %s", self.name, exc)
 
     def _begin_ingest(self, enc: Encoder, chunker: Chunker) -> dict[str, Any]:
         """Mark an ingest in progress, creating the collection (and its alias) on the first one."""
