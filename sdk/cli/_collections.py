@@ -190,19 +190,22 @@ def _print_hits(query: str, hits: list[Any]) -> None:
     if not hits:
         out.print("  [yellow]nothing relevant[/]")
         return
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    if any(h.relevance is not None for h in hits):
-        table.add_column("relevance", justify="right")
-    table.add_column("id", overflow="fold", max_width=40)
-    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=80)
+    relevance = any(h.relevance is not None for h in hits)
+    # rank, score, relevance and id never shrink; the text takes what is left and wraps (its first 160 characters)
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, expand=False)
+    table.add_column("#", justify="right", no_wrap=True, min_width=len(str(len(hits))))
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)
+    if relevance:
+        table.add_column("relevance", justify="right", no_wrap=True, min_width=4)
+    longest = max(len(h.id) for h in hits)
+    table.add_column("id", overflow="fold", min_width=min(longest, 24), max_width=40)
+    table.add_column("text", overflow="fold", ratio=1, min_width=10)
     for rank, h in enumerate(hits, 1):
         row = [str(rank), f"{h.score:.3f}"]
-        if any(x.relevance is not None for x in hits):
+        if relevance:
             row.append("" if h.relevance is None else f"{h.relevance:.2f}")
         text = " ".join((h.text or "").split())
-        row += [h.id, text]
+        row += [h.id, text[:160] + ("…" if len(text) > 160 else "")]
         table.add_row(*row)
     out.print(table)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -182,7 +183,7 @@ class Indexing(CollectionBase):
     def _begin_ingest(self, enc: Encoder, chunker: Chunker) -> dict[str, Any]:
         """Mark an ingest in progress, creating the collection (and its alias) on the first one."""
         if self.manifest is None:
-            manifest = new_manifest(enc, chunker, model_source(self._model_arg, self._backend))
+            manifest = new_manifest(enc, chunker, resolved_source(model_source(self._model_arg, self._backend)))
             manifest["ingest"] = {"state": "in_progress", "started": now()}
             self.store.create_collection(self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest})
             self.manifest = manifest
@@ -199,6 +200,20 @@ class Indexing(CollectionBase):
         self.manifest["ingest"] = {**self.manifest.get("ingest", {}), "state": "in_progress", "started": now()}
         self._write_manifest()
         return self.manifest
+
+
+def resolved_source(source: str | None) -> str | None:
+    """``source`` with a model folder given relative to the working directory made absolute
+    (``./my-model`` -> ``/home/me/project/my-model``, also as ``NAME:./my-model``), so that the
+    collection opens from anywhere; names, URLs and ``NAME:spec`` of other kinds are kept."""
+    if source is None or source.startswith(("http://", "https://")):
+        return source
+    if os.path.exists(os.path.expanduser(source)):
+        return os.path.abspath(os.path.expanduser(source))
+    name, sep, rest = source.partition(":")
+    if sep and name and rest and os.path.exists(os.path.expanduser(rest)):
+        return f"{name}:{os.path.abspath(os.path.expanduser(rest))}"
+    return source
 
 
 def validate(
