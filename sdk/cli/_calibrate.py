@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -47,7 +48,7 @@ def _features(features: str) -> dict[str, bool]:
 @app.command()
 def calibrate(
     collection: CollectionOpt,
-    data: Annotated[Path, typer.Option("--data", help="A BEIR folder: queries.jsonl and qrels/<split>.tsv.")],
+    data: Annotated[Path | None, typer.Option("--data", help="A BEIR folder: queries.jsonl and qrels/<split>.tsv.")] = None,
     split: Annotated[str, typer.Option("--split", help="qrels split to train on.")] = "train",
     dev_split: Annotated[
         str | None, typer.Option("--dev-split", help="qrels split for early stopping and the threshold (default: 10% of --split).")
@@ -64,6 +65,11 @@ def calibrate(
     seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
     save: Annotated[Path | None, typer.Option("--save", help="Also write the adapter (safetensors + JSON) to this folder.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Store the new adapter even if it filters the dev queries worse than the stored one, "
+                           "or the qrels judge many documents the collection lacks.")
+    ] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the collection's calibration (searches are unfiltered again).")] = False,
     path: PathOpt = None,
     url: UrlOpt = None,
     api_key: ApiKeyOpt = None,
@@ -85,7 +91,14 @@ def calibrate(
     _setup_logging(verbose)
     from tamis.data import load_beir_queries, load_qrels
 
+    if remove:
+        _remove(collection, data, path=path, url=url, api_key=api_key, store=store)
+        return
     try:
+        if data is None:
+            from tamis._errors import ConfigError
+
+            raise ConfigError("give --data BEIR_FOLDER (queries and qrels to calibrate on), or --remove")
         cfg = {"g": g, "candidates": candidates, "seed": seed, "score_list": score_list, **_features(features)}
         queries = load_beir_queries(data)
         qrels = load_qrels(data, split)
@@ -97,11 +110,13 @@ def calibrate(
                    backend=backend, device=device,
                    encoder_url=encoder_url, encoder_api_key=encoder_api_key,
                    encoder_options=encoder_options(timeout, retries)) as col:
+            _check_coverage(col, [qrels, dev_r or {}], force=force)
             with err.status(f"calibrating {collection} on {split} ..."):
                 adapter = col.calibrate(
                     {q: t for q, t in queries.items() if q in qrels}, qrels, dev_q, dev_r,
                     target_recall=target_recall, target_precision=target_precision,
                     method="conformal" if conformal else "empirical", config=cfg,
+                    replace="always" if force else "if_better",
                 )
             if save is not None:
                 adapter.save(save)
@@ -124,6 +139,50 @@ def calibrate(
         + (f"\n  saved to {save}" if save else ""),
         highlight=False,
     )
+
+
+#: judged documents missing from the collection: above this share a warning, above the second a refusal
+MISSING_WARN, MISSING_REFUSE = 0.01, 0.2
+
+
+def _check_coverage(col: Any, qrels: list[Mapping[str, Mapping[str, int]]], *, force: bool) -> None:
+    """Warn when the qrels judge documents the collection lacks; refuse (unless ``force``) above a large share."""
+    judged = {d for r in qrels for docs in r.values() for d, grade in docs.items() if grade > 0}
+    if not judged:
+        return
+    missing = col.missing_documents(judged)
+    share = len(missing) / len(judged)
+    what = (f"{len(missing)} of {len(judged)} judged documents ({share:.0%}) are not in collection {col.name!r} "
+            f"(e.g. {', '.join(sorted(missing)[:3])})")
+    if share > MISSING_REFUSE and not force:
+        from tamis._errors import DataError
+
+        raise DataError(
+            f"{what}: these qrels judge another corpus or another version of it, and an adapter trained on them "
+            "would be wrong; index the corpus they judge, or pass --force"
+        )
+    if share > MISSING_WARN:
+        err.print(f"[yellow]warning:[/] {what}; their queries count as misses", highlight=False)
+
+
+def _remove(collection: str, data: Path | None, **where: Any) -> None:
+    """`tamis calibrate --remove`: the collection without its calibration (even a broken one)."""
+    try:
+        if data is not None:
+            from tamis._errors import ConfigError
+
+            raise ConfigError("--remove takes no --data")
+        with _open(collection, model=None, backend="auto", device="auto", **where) as col:
+            before = len(col.info()["stages"])
+            col.set_adapter(None)  # reads no weights: a broken adapter goes too
+            removed = before - len(col.info()["stages"])
+    except TamisError as exc:
+        _fail(exc)
+        return
+    if not removed:
+        out.print(f"{collection} is not calibrated: nothing to remove", highlight=False)
+        return
+    out.print(f"[green]removed[/] the calibration of [bold]{collection}[/]; searches are unfiltered", highlight=False)
 
 
 @app.command("eval")

@@ -205,6 +205,19 @@ class Collection(Indexing, Searching):
             f = {**(f or {}), "chunk": 0} if (f is None or isinstance(f, Mapping)) else f
         return self.store.count(self.physical, filter=f)
 
+    def missing_documents(self, doc_ids: Iterable[str]) -> set[str]:
+        """The ids among ``doc_ids`` that name no document of the collection (e.g. judged in qrels of
+        another corpus)."""
+        from tamis.collection._write import point_id
+
+        self._require()
+        by_point = {point_id(str(d), 0): str(d) for d in doc_ids}
+        keys = list(by_point)
+        found: set[str] = set()
+        for start in range(0, len(keys), 1000):
+            found.update(r.id for r in self.store.retrieve(self.physical, keys[start : start + 1000], with_payload=False))
+        return {d for p, d in by_point.items() if p not in found}
+
     def info(self) -> dict[str, Any]:
         """The manifest plus live counts; stored weights show as their size, not their bytes.
 

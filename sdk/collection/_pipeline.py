@@ -219,6 +219,7 @@ class Staging(CollectionBase):
         teacher: Any = None,
         config: Any = None,
         save: bool = True,
+        replace: str = "always",
         **overrides: Any,
     ) -> Any:
         """Train a Cosine Adapter on this collection, fit its threshold, and store it with the collection.
@@ -236,5 +237,5 @@ class Staging(CollectionBase):
         return calibrate(
             self, queries, qrels, dev_queries, dev_qrels, target_recall=target_recall,  # type: ignore[arg-type]
             target_precision=target_precision, method=method, teacher=teacher, config=config,  # type: ignore[arg-type]
-            save=save, **overrides,
+            save=save, replace=replace, **overrides,  # type: ignore[arg-type]
         )

@@ -7,12 +7,13 @@ around the store query (`store_search`), which collapses chunks to one hit per d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from tamis._errors import ConfigError, DimensionMismatchError
+from tamis._errors import ConfigError, DimensionMismatchError, TamisError
 from tamis.collection._options import SearchOptions, options_of
 from tamis.collection._pipeline import Staging
 from tamis.collection._stages import Hit, SearchFn, SearchRequest
@@ -26,6 +27,8 @@ from tamis.stores import (
 )
 
 __all__ = ["Searching"]
+
+logger = logging.getLogger("tamis")
 
 #: payload keys a filter names directly; any other key names a metadata field
 TOP_LEVEL_KEYS = {"doc_id", "chunk", "n_chunks", "title", "text", "hash"}
@@ -113,7 +116,18 @@ class Searching(Staging):
             score_thresholds=score_thresholds,
         )
         search = store_search(self.store, self.physical, chunked=bool(manifest.get("chunked")))
-        return self._stage_pipeline()(request, search)
+        try:
+            pipeline = self._stage_pipeline()
+        except TamisError as exc:
+            if request.options.get("relevance_filter") is False:
+                # an unfiltered search needs no stage: a broken one must not block it
+                logger.warning("collection %r: searching without its stages, which cannot be built: %s", self.name, exc)
+                return search(request)
+            raise type(exc)(
+                f"{exc} (a search without the filter still works: --no-filter / relevance_filter=False; "
+                "`tamis calibrate --remove` removes the calibration)"
+            ) from exc
+        return pipeline(request, search)
 
 
 def store_filter(filter: Any) -> Any:
