@@ -62,6 +62,12 @@ MaxMinutesOpt = Annotated[float | None, typer.Option("--max-minutes", help="Stop
 MaxStepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimiser steps.")]
 PrecisionOpt = Annotated[str | None, typer.Option("--precision", help="auto | fp32 | fp16 | bf16 (auto: bf16/fp16 on CUDA).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+CheckpointStepsOpt = Annotated[
+    int | None, typer.Option("--checkpoint-steps", help="Save a resumable checkpoint every this many steps (default 500).")
+]
+CheckpointMinutesOpt = Annotated[
+    float | None, typer.Option("--checkpoint-minutes", help="...and whenever this many minutes passed since the last (default 5).")
+]
 GroupOpt = Annotated[bool, typer.Option(
     "--group-by-length/--random-batches",
     help="Batch examples of similar length (less padding, faster) or plain random batches.",
@@ -85,6 +91,8 @@ def train_reranker_cmd(
     max_minutes: MaxMinutesOpt = None,
     max_steps: MaxStepsOpt = None,
     precision: PrecisionOpt = None,
+    checkpoint_steps: CheckpointStepsOpt = None,
+    checkpoint_minutes: CheckpointMinutesOpt = None,
     group_by_length: GroupOpt = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -99,7 +107,7 @@ def train_reranker_cmd(
             RerankerConfig, base=base, loss=loss, miner=miner, num_negatives=num_negatives,
             random_negatives=random_negatives, epochs=epochs,
             batch_size=batch_size, learning_rate=lr, seed=seed, max_train_queries=max_train_queries,
-            max_minutes=max_minutes, max_steps=max_steps, precision=precision, device=device,
+            max_minutes=max_minutes, max_steps=max_steps, precision=precision, checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, device=device,
             group_by_length=group_by_length,
         )
         with _stdout_for_json(json_out):
@@ -137,6 +145,8 @@ def train_cmd(
     max_minutes: MaxMinutesOpt = None,
     max_steps: MaxStepsOpt = None,
     precision: PrecisionOpt = None,
+    checkpoint_steps: CheckpointStepsOpt = None,
+    checkpoint_minutes: CheckpointMinutesOpt = None,
     group_by_length: GroupOpt = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -164,7 +174,7 @@ def train_cmd(
             num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
             matryoshka_dims=dims, directions=dirs, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
             max_train_queries=max_train_queries, max_minutes=max_minutes, max_steps=max_steps,
-            precision=precision, device=device, group_by_length=group_by_length,
+            precision=precision, checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, device=device, group_by_length=group_by_length,
         )
         with _stdout_for_json(json_out):
             result = train_bi_encoder(data, out_dir, cfg)

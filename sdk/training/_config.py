@@ -86,6 +86,10 @@ class _Common:
     checkpoint_steps: int = 500
     """Save a resumable checkpoint every this many steps (an interrupted run resumes from it)."""
 
+    checkpoint_minutes: float | None = 5.0
+    """Also save one whenever this many minutes passed since the last (a slow run loses at most that
+    much when killed); None: by steps only."""
+
     cache_dir: str | None = None
     """Where teacher scores and corpus embeddings are cached; None: ``$TAMIS_CACHE``."""
 
@@ -104,7 +108,8 @@ class _Common:
     def _validate_common(self) -> None:
         _check_choice("precision", self.precision, Precision)
         _check_positive(self, "epochs", "batch_size", "learning_rate", "checkpoint_steps", "encode_batch_size")
-        _check_positive(self, "max_train_queries", "max_steps", "max_minutes", "max_seq_length", allow_none=True)
+        _check_positive(self, "max_train_queries", "max_steps", "max_minutes", "max_seq_length", "checkpoint_minutes",
+                        allow_none=True)
         _check_positive(self, "warmup_ratio", allow_zero=True)
         _check_positive(self, "dev_queries", "dev_documents", allow_none=True, allow_zero=True)
         if self.warmup_ratio >= 1:

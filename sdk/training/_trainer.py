@@ -95,6 +95,27 @@ def _time_limit_callback(minutes: float | None) -> list[Any]:
     return [_StopAtDeadline()]
 
 
+def _checkpoint_clock(minutes: float | None) -> list[Any]:
+    """A callback that also saves a checkpoint once ``minutes`` passed since the last one."""
+    if minutes is None:
+        return []
+    from transformers import TrainerCallback
+
+    class _SaveEvery(TrainerCallback):
+        last = time.monotonic()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            if time.monotonic() - self.last >= minutes * 60:
+                control.should_save = True
+            return control
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            self.last = time.monotonic()
+            return control
+
+    return [_SaveEvery()]
+
+
 def fit(
     trainer_cls: type,
     args_cls: type,
@@ -116,7 +137,7 @@ def fit(
     """
     args = _trainer_args(cfg, work, device, n_examples, args_cls, **extra)
     trainer = safe_checkpoints(trainer_cls)(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=_time_limit_callback(cfg.max_minutes)
+        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=_time_limit_callback(cfg.max_minutes) + _checkpoint_clock(getattr(cfg, "checkpoint_minutes", None))
     )
     resume = last_checkpoint(work)
     return trainer.train(resume_from_checkpoint=resume), resume
