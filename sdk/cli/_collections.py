@@ -31,6 +31,7 @@ from tamis.cli._app import (
     _setup_logging,
     app,
     encoder_options,
+    err,
     out,
 )
 
@@ -243,7 +244,10 @@ def info(collection: CollectionOpt, path: PathOpt = None, url: UrlOpt = None, ap
     """Show a collection's model, size and state as JSON."""
     try:
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=None, backend="auto", device="auto") as col:
-            out.print_json(json.dumps(col.info(), default=str))
+            shown = col.info()
+            out.print_json(json.dumps(shown, default=str))
+            if shown["ingest"].get("state") == "damaged":
+                err.print(f"[bold red]damaged:[/] {shown['ingest']['problem']}", highlight=False)
     except TamisError as exc:
         _fail(exc)
 

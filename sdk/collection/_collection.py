@@ -8,13 +8,14 @@ behind an alias (``_versions``) and the store opening (``_open``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError
+from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError, TamisError
 from tamis.collection import _versions
 from tamis.collection._ingest import Indexing, IndexReport, stored_documents
 from tamis.collection._manifest import for_display, upgraded
@@ -225,13 +226,33 @@ class Collection(Indexing, Searching):
         ``adapter``), or None.
         """
         manifest = self._require()
-        return {
-            "name": self.name,
-            "physical": self.physical,
-            "store": self.store.kind,
-            "points": self.store.count(self.physical),
-            **for_display(manifest),
-        }
+        points, problem = self._check_points(manifest)
+        out = {"name": self.name, "physical": self.physical, "store": self.store.kind, "points": points,
+               **for_display(manifest)}
+        if problem is not None:
+            out["ingest"] = {**(manifest.get("ingest") or {}), "state": "damaged", "problem": problem}
+        return out
+
+    def _check_points(self, manifest: Mapping[str, Any]) -> tuple[int | None, str | None]:
+        """(points, what is wrong or None): the count against what the last complete ingest left, and
+        whether a sample of the vectors can be read."""
+        try:
+            points = self.store.count(self.physical)
+        except TamisError as exc:
+            return None, f"its points cannot be counted: {exc}"
+        ingest = manifest.get("ingest") or {}
+        expected = ingest.get("points")
+        if ingest.get("state") == "complete" and isinstance(expected, int) and points != expected:
+            return points, (
+                f"{points:,} points where its last complete ingest left {expected:,}: files of the store are "
+                "missing or damaged; index the documents again (or restore a backup)"
+            )
+        try:
+            for _ in itertools.islice(self.store.scroll(self.physical, with_payload=False, with_vectors=True), 256):
+                pass
+        except TamisError as exc:
+            return points, f"its vectors cannot be read ({exc}); index the documents again (or restore a backup)"
+        return points, None
 
     def delete(self) -> None:
         """Delete the collection: its alias and every version of it (``<name>__v<N>``), with all their points.

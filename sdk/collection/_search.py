@@ -37,6 +37,22 @@ TOP_LEVEL_KEYS = {"doc_id", "chunk", "n_chunks", "title", "text", "hash"}
 class Searching(Staging):
     """The search methods of `Collection`: each runs the collection's stages around the store query."""
 
+    _partial_warned: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the last ingest finished: searches of an incomplete one may miss documents (a warning says so)."""
+        return (self._require().get("ingest") or {}).get("state") == "complete"
+
+    def _warn_if_partial(self, manifest: Mapping[str, Any]) -> None:
+        state = (manifest.get("ingest") or {}).get("state")
+        if state != "complete" and not self._partial_warned:
+            self._partial_warned = True
+            logger.warning(
+                "collection %r: its ingest is %s (an index run did not finish), so results may miss documents; "
+                "run the same `tamis index` again to complete it", self.name, state,
+            )
+
     def store_filter(self, filter: Any) -> Any:
         """A user filter -> the store's: mapping keys name metadata fields unless top-level."""
         return store_filter(filter)
@@ -111,6 +127,7 @@ class Searching(Staging):
         query its own cosine cutoff, instead of one ``score_threshold`` for all.
         """
         manifest = self._require()
+        self._warn_if_partial(manifest)
         request = build_request(
             vectors, k, options_of(options, kwargs), dim=manifest["dim"], collection=self.name,
             score_thresholds=score_thresholds,

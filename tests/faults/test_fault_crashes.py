@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -148,3 +150,63 @@ def test_bug3_stale_chunks_left_by_an_older_tamis_are_found_and_removed(tmp_path
         assert col.count() == 11
         report = col.index([new])
         assert report.stale_chunks_deleted == 10 and col.count() == 1
+
+
+# -- weak spot: searching a collection whose ingest did not finish --------------------------------
+INTERRUPTED = textwrap.dedent(
+    """
+    import os, signal, sys
+    import tamis
+    from tamis import Document, FakeEncoder
+
+    def progress(done, total):
+        if done >= 100:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    col = tamis.open_collection("c", path=sys.argv[1], encoder=FakeEncoder(32), create=True)
+    col.index([Document(f"d{i}", f"note {i} about volcano lava") for i in range(300)], batch_size=50, progress=progress)
+    """
+)
+
+
+def test_searching_an_interrupted_ingest_warns(tmp_path, caplog):
+    data = tmp_path / "data"
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED, str(data)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with tamis.open_collection("c", path=data, encoder=FakeEncoder(32)) as col:
+        assert not col.complete and 100 <= col.count() < 300
+        with caplog.at_level("WARNING", logger="tamis"):
+            assert col.search("volcano lava", k=3)
+        assert "in_progress" in caplog.text and "may miss documents" in caplog.text
+        col.index([Document(f"d{i}", f"note {i} about volcano lava") for i in range(300)])
+        assert col.complete and col.count() == 300
+
+
+# -- weak spot: info says "damaged" when the store lost its files ---------------------------------
+def test_info_says_damaged_when_the_shard_lost_its_files(tmp_path):
+    import shutil
+
+    from conftest import cli
+
+    data = tmp_path / "data"
+    with tamis.open_collection("c", path=data, encoder=FakeEncoder(32), create=True) as col:
+        col.index(_docs(50))
+    shard = data / "collections" / "c__v1" / "shard"
+    shutil.rmtree(shard / "segments")
+    shutil.rmtree(shard / "wal")
+    res = cli("info", "-c", "c", "--path", data)
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.stdout)
+    assert shown["ingest"]["state"] == "damaged" and shown["points"] == 0
+    assert "50" in shown["ingest"]["problem"] and "damaged" in res.stderr
+
+
+def test_info_says_damaged_when_vectors_are_truncated(tmp_path):
+    data = tmp_path / "data"
+    with tamis.open_collection("c", path=data, encoder=FakeEncoder(32), create=True) as col:
+        col.index(_docs(50))
+    for f in (data / "collections" / "c__v1" / "shard").rglob("chunk_*.mmap"):
+        os.truncate(f, 200)
+    with tamis.open_collection("c", path=data, encoder=FakeEncoder(32)) as col:
+        info = col.info()
+        assert info["ingest"]["state"] == "damaged" and "cannot be read" in info["ingest"]["problem"]
