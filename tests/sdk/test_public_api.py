@@ -162,9 +162,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "tamis.serving": [
         "MicroBatcher",
+        "QueueFullError",
         "ServerThread",
         "create_app",
         "run",
+        "server_config",
     ],
     "tamis.testing": [
         "VectorStoreTests",
