@@ -120,6 +120,9 @@ def create_app(
     if min(max_concurrent_requests, max_queue_size) < 1 or not body_timeout_s > 0:
         raise ConfigError("max_concurrent_requests, max_queue_size and body_timeout_s must be positive, got "
                           f"{max_concurrent_requests}, {max_queue_size}, {body_timeout_s}")
+    if max_queue_size < max_client_batch_size:
+        raise ConfigError(f"max_queue_size ({max_queue_size}) must be at least max_client_batch_size "
+                          f"({max_client_batch_size}), or the largest requests could never be queued")
     if collection is not None and collection.manifest is not None:
         collection._check_encoder(encoder)
     wait = max_wait_ms / 1000.0
