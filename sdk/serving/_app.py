@@ -125,6 +125,7 @@ def create_app(
                           f"({max_client_batch_size}), or the largest requests could never be queued")
     if collection is not None and collection.manifest is not None:
         collection._check_encoder(encoder)
+        collection.count()  # open its shard now: an embedded collection is this process's from the start
     wait = max_wait_ms / 1000.0
 
     def batcher(kind: str) -> MicroBatcher[str, np.ndarray]:

@@ -113,6 +113,7 @@ EXPECTED: dict[str, list[str]] = {
         "Collection",
         "Hit",
         "IndexReport",
+        "RemoteCollection",
         "SearchFn",
         "SearchOptions",
         "SearchRequest",
