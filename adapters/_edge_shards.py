@@ -174,7 +174,11 @@ class SharedShards:
                     shard = _qe.EdgeShard.load(str(shard_dir), config)
                 except Exception as exc:
                     hint = (
-                        "it is open in another process; close it there first"
+                        "it is open in another process (an embedded Qdrant Edge collection belongs to one "
+                        "process). To share it, serve it from that process (`tamis serve -c NAME`) and open it "
+                        "elsewhere with tamis.open_collection(NAME, server='http://127.0.0.1:8080') or "
+                        "TamisRetriever(collection=NAME, server=...); or keep the collection in a Qdrant server "
+                        "(url=); or close it in the other process first"
                         if "WouldBlock" in str(exc)
                         else "the folder may be damaged or written by an incompatible qdrant-edge-py"
                     )

@@ -71,7 +71,7 @@ __all__ = ["TamisEmbeddings", "TamisRetriever"]
 
 #: names of the `open_collection` options a retriever built from a collection name accepts
 _OPEN_OPTIONS = ("path", "url", "api_key", "location", "store", "model", "encoder", "encoder_url",
-                 "encoder_api_key", "backend", "device")
+                 "encoder_api_key", "backend", "device", "server")
 
 def _secret(value: SecretStr | str | None) -> str | None:
     if value is None:
@@ -135,6 +135,10 @@ class TamisRetriever(BaseRetriever):
     """Embed queries with a remote server (TEI, OpenAI-compatible, ``tamis serve``)."""
     encoder_api_key: SecretStr | None = None
     """The inference server's API key."""
+    server: str | None = None
+    """The URL of a ``tamis serve -c NAME`` serving the collection: search it over HTTP (a
+    `tamis.collection.RemoteCollection`), so several processes share one embedded collection;
+    ``api_key`` is then the server's key."""
     backend: str = "auto"
     """``auto`` | ``torch`` | ``onnx``."""
     device: str = "auto"
@@ -175,7 +179,7 @@ class TamisRetriever(BaseRetriever):
                 self.collection,
                 path=self.path, url=self.url, api_key=_secret(self.api_key),
                 location=self.location, store=self.store, model=self.model, encoder=encoder,
-                backend=self.backend, device=self.device,
+                backend=self.backend, device=self.device, server=self.server,
             )
         else:
             raise ConfigError(

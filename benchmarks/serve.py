@@ -9,6 +9,9 @@
 Data: the python-faq corpus and queries from ../shared/data (set TAMIS_SHARED elsewhere).
 
     flock /tmp/tamis-bench.lock .venv/bin/python benchmarks/serve.py [--backend auto] [--rounds 3]
+
+The peer comparison against Infinity (issue 14: 1, 16, 64 clients, texts/s, p50/p99) is
+benchmarks/serve_peer.py.
 """
 
 from __future__ import annotations

@@ -40,6 +40,11 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="How long a request waits for others to share its batch.")] = 2.0,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", help="Larger request bodies get 413.")] = 2_000_000,
     max_client_batch_size: Annotated[int, typer.Option("--max-client-batch-size", help="Most texts per request (more gets 413).")] = 512,
+    max_concurrent_requests: Annotated[int, typer.Option("--max-concurrent-requests", help="Most requests in flight (more get 429).")] = 512,
+    max_queue_size: Annotated[int, typer.Option("--max-queue-size", help="Most texts waiting for the model (more get 429).")] = 4096,
+    max_connections: Annotated[int, typer.Option("--max-connections", help="Most open connections (a request over it gets 503).")] = 2048,
+    header_timeout: Annotated[float, typer.Option("--header-timeout", help="Seconds a client has to send its request headers.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", help="Seconds a client has to send its request body (408 after).")] = 30.0,
     path: PathOpt = None,
     url: UrlOpt = None,
     api_key: Annotated[str | None, typer.Option("--qdrant-api-key", help="Qdrant API key (better: set QDRANT_API_KEY).", envvar="QDRANT_API_KEY")] = None,
@@ -48,12 +53,21 @@ def serve(
     device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
 ) -> None:
-    """Serve a model over HTTP: TEI-compatible /embed, /rerank, /info, /health, OpenAI /v1/embeddings, /search."""
+    """Serve a model over HTTP: TEI-compatible / and /embed, /rerank, /tokenize, /info, /health, /metrics,
+    OpenAI /v1/embeddings, and /search (what `open_collection(name, server=URL)` queries)."""
     _setup_logging(verbose)
+    import os
+
     from tamis.serving import create_app, run
 
     col = None
     try:
+        if (serve_api_key is not None and not serve_api_key.strip()) or (
+                serve_api_key is None and os.environ.get("TAMIS_SERVE_API_KEY") is not None):
+            from tamis._errors import ConfigError
+
+            raise ConfigError("the API key is empty (--api-key or TAMIS_SERVE_API_KEY): pass a real key, "
+                              "or leave both unset to serve without authentication")
         if collection is not None:
             col = _open(collection, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device)
             encoder = col.encoder
@@ -78,7 +92,8 @@ def serve(
         app = create_app(
             encoder, collection=col, reranker=cross, api_key=serve_api_key, max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms, max_request_bytes=max_request_bytes, max_client_batch_size=max_client_batch_size,
-            encode_batch_size=encode_batch_size,
+            encode_batch_size=encode_batch_size, max_concurrent_requests=max_concurrent_requests,
+            max_queue_size=max_queue_size, body_timeout_s=body_timeout,
         )
         err.print(
             f"serving [bold]{encoder.name}[/] ({getattr(encoder, 'backend', '?')}, {getattr(encoder, 'device', 'cpu')}) "
@@ -86,7 +101,8 @@ def serve(
             + (", /rerank" if cross is not None else "") + (", API key required" if serve_api_key else ""),
             highlight=False,
         )
-        run(app, host=host, port=port, log_level="info" if verbose else "warning")
+        run(app, host=host, port=port, log_level="info" if verbose else "warning", max_connections=max_connections,
+            header_timeout_s=header_timeout)
     except TamisError as exc:
         _fail(exc)
     finally:

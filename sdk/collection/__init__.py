@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = attach(
         "Collection": "._collection",
         "Hit": "._stages",
         "IndexReport": "._ingest",
+        "RemoteCollection": "._remote",
         "SearchFn": "._stages",
         "SearchOptions": "._options",
         "SearchRequest": "._stages",

@@ -47,6 +47,7 @@ def open_collection(
     backend: str = "auto",
     device: str = "auto",
     create: bool = False,
+    server: str | None = None,
 ) -> Collection:
     """Open (or, with ``create=True``, prepare) the collection ``name``.
 
@@ -62,6 +63,9 @@ def open_collection(
         backend, device: how to run the model (see `tamis.load_encoder`).
         create: make the collection on the first `Collection.index` if it does not exist: the
             Qdrant collection ``<name>__v1`` behind the alias ``name`` (see `Collection.reindex`).
+        server: the URL of a ``tamis serve -c NAME`` that serves the collection: returns a
+            `tamis.collection.RemoteCollection` (the same search API, over HTTP), the way for several
+            processes to share one embedded collection; ``api_key`` is then the server's key.
 
     Raises:
         CollectionNotFoundError: no such collection and ``create`` is false.
@@ -72,6 +76,15 @@ def open_collection(
         >>> col.index(load_beir("scifact"))                    # doctest: +SKIP
         >>> col.search("do statins reduce mortality?", k=3)     # doctest: +SKIP
     """
+    if server is not None:
+        from tamis.collection._remote import RemoteCollection
+
+        given = [n for n, v in dict(path=path, url=url, location=location, store=store, model=model, encoder=encoder,
+                                    encoder_url=encoder_url, encoder_api_key=encoder_api_key).items() if v is not None]
+        if given or create:
+            raise ConfigError(f"server= opens a collection served by tamis serve; {', '.join(given) or 'create'} "
+                              "belong(s) to the serving process")
+        return RemoteCollection(name, server, api_key=api_key)  # type: ignore[return-value]
     if sum(x is not None for x in (model, encoder, encoder_url)) > 1:
         raise ConfigError("pass model= or encoder= or encoder_url=, not several")
     if encoder_api_key is not None and encoder_url is None:

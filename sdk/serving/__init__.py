@@ -6,8 +6,10 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "MicroBatcher": "._batching",
+        "QueueFullError": "._batching",
         "ServerThread": "._server",
         "create_app": "._app",
         "run": "._server",
+        "server_config": "._server",
     },
 )

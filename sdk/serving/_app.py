@@ -1,30 +1,40 @@
 """`tamis serve`: a local model (on the GPU when present) behind a TEI-compatible HTTP API.
 
-Endpoints (JSON in, JSON out):
+Endpoints (JSON in, JSON out; TEI's and OpenAI's request fields, checked and honoured):
 
-=====================  ==================================================================
-``POST /embed``        TEI: ``{"inputs": str | [str], "prompt_name"?: "query"}`` -> ``[[float]]``
-``POST /v1/embeddings`` OpenAI: ``{"input": str | [str], "encoding_format"?: "float" | "base64"}``
-``POST /rerank``       TEI: ``{"query", "texts", "raw_scores"?, "return_text"?}`` -> ``[{"index", "score"}]``
-                       (only with a cross-encoder, ``--reranker``)
-``POST /search``       ``{"query": str}`` or ``{"queries": [str | {"_id", "text"}]}``, ``k``, ``filter``,
-                       ``score_threshold``, ``min_relevance``, ``relevance_filter``, ``with_text``:
-                       the JSON of ``tamis search --json``
-                       (one ``{"query_id", "hits"}`` object per query in batch mode)
-``GET /info``          TEI's fields plus ``"tamis": {"fingerprint", "dim", "prompts", ...}``
-``GET /health``        200 when the model is loaded
-=====================  ==================================================================
+=======================  ================================================================
+``POST /``, ``/embed``   TEI: ``inputs``, ``normalize``, ``truncate``, ``truncation_direction``,
+                         ``dimensions``, ``prompt_name`` -> ``[[float]]``
+``POST /v1/embeddings``  OpenAI: ``input`` (texts or token ids), ``dimensions``,
+                         ``encoding_format`` float | base64 -> ``data``, ``usage`` (real token counts)
+``POST /tokenize``       TEI: ``inputs``, ``add_special_tokens`` -> tokens with offsets
+``POST /decode``         TEI: ``ids``, ``skip_special_tokens`` -> texts
+``POST /rerank``         TEI: ``query``, ``texts``, ``raw_scores``, ``return_text`` (with ``--reranker``)
+``POST /search``         ``query`` | ``queries`` | ``vectors``, ``k``, ``filter``, ``score_threshold``,
+                         ``min_relevance``, ``relevance_filter``, ``with_text``: ``tamis search --json``
+                         (what `tamis.collection.RemoteCollection` calls)
+``GET /info``, ``GET /`` TEI's fields (the real limits, ``rerank_model``) plus ``"tamis": {...}``
+``GET /metrics``         Prometheus text format (`tamis.serving._metrics`)
+``GET /health``          200 when the model is loaded; ``GET /v1/models``: the OpenAI model list
+=======================  ================================================================
 
-Vectors are always unit-length and inputs always truncated to the model's maximum length (TEI's
-``normalize`` / ``truncate`` request fields are accepted and have no other effect).
+Isolation: each request's texts are validated and tokenised on their own before they join a
+batch (`tamis.serving._inputs`), and a batch whose model call fails anyway is retried one request
+at a time (`MicroBatcher`), so one bad input fails only its own request. Errors follow TEI's error
+types and status codes, OpenAI's error body on ``/v1/*`` (`tamis.serving._errors`).
 
 Concurrent requests are batched dynamically: every text goes through a `MicroBatcher`, which
 runs the model once per batch (up to ``max_batch_size`` texts, waiting at most ``max_wait_ms`` for
 company) in a worker thread, so the event loop keeps accepting requests while the model runs.
+More than ``max_concurrent_requests`` requests in flight, or more than ``max_queue_size`` texts
+waiting, get 429 (``Overloaded``).
 
 Security: binds 127.0.0.1 unless told otherwise; bodies over ``max_request_bytes`` get 413 before
-they are parsed; with an API key every endpoint but ``/health`` wants ``Authorization: Bearer KEY``
-(401 otherwise). The key is compared in constant time and never logged.
+they are parsed, JSON nested deeper than 32 levels 400, every numeric field is range-checked
+(422); a body that does not arrive within ``body_timeout_s`` gets 408 (header read timeouts and
+the connection bound are the server's, see `tamis.serving._server`); with an API key every
+endpoint but ``/health`` wants ``Authorization: Bearer KEY`` (401 otherwise). The key is compared
+in constant time and never logged; an empty key is refused.
 
 Example:
     >>> app = create_app(load_encoder(), api_key="s3cret")       # doctest: +SKIP
@@ -39,7 +49,11 @@ import numpy as np
 
 from tamis._errors import ConfigError
 from tamis.serving._batching import MicroBatcher
+from tamis.serving._context import Context
 from tamis.serving._guard import ASGIApp, _Guard
+from tamis.serving._inputs import Tokens
+from tamis.serving._metrics import Metrics
+from tamis.serving._routes import _prompts
 from tamis.serving._routes import routes as app_routes
 from tamis.serving._server import _require_serve_extra
 
@@ -51,6 +65,9 @@ __all__ = ["create_app"]
 
 DEFAULT_MAX_REQUEST_BYTES = 2_000_000
 DEFAULT_MAX_CLIENT_BATCH_SIZE = 512
+DEFAULT_MAX_CONCURRENT_REQUESTS = 512
+DEFAULT_MAX_QUEUE_SIZE = 4096
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 def create_app(
@@ -64,6 +81,9 @@ def create_app(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_client_batch_size: int = DEFAULT_MAX_CLIENT_BATCH_SIZE,
     encode_batch_size: int = 32,
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> ASGIApp:
     """The ASGI app of ``tamis serve`` (a Starlette app behind the key / size guard).
 
@@ -78,6 +98,13 @@ def create_app(
         max_wait_ms: how long a lone request waits for others to share its batch.
         max_request_bytes: larger request bodies get 413.
         max_client_batch_size: most texts in one request (more gets 413, as TEI does).
+        max_concurrent_requests: most requests in flight (more get 429; /health and /metrics always answer).
+        max_queue_size: most texts (or rerank pairs) waiting for the model (more get 429).
+        body_timeout_s: a request body not received within this time gets 408.
+
+    Raises:
+        ConfigError: a limit that is not positive, or an empty ``api_key`` (it would turn
+            authentication off without saying so; pass None for no key).
     """
     _require_serve_extra()
     from starlette.applications import Starlette
@@ -88,14 +115,23 @@ def create_app(
         raise ConfigError(
             f"max_request_bytes and max_client_batch_size must be positive, got {max_request_bytes}, {max_client_batch_size}"
         )
+    if api_key is not None and not api_key.strip():
+        raise ConfigError("the API key is empty: pass a real key (or none at all to serve without authentication)")
+    if min(max_concurrent_requests, max_queue_size) < 1 or not body_timeout_s > 0:
+        raise ConfigError("max_concurrent_requests, max_queue_size and body_timeout_s must be positive, got "
+                          f"{max_concurrent_requests}, {max_queue_size}, {body_timeout_s}")
+    if max_queue_size < max_client_batch_size:
+        raise ConfigError(f"max_queue_size ({max_queue_size}) must be at least max_client_batch_size "
+                          f"({max_client_batch_size}), or the largest requests could never be queued")
     if collection is not None and collection.manifest is not None:
         collection._check_encoder(encoder)
+        collection.count()  # open its shard now: an embedded collection is this process's from the start
     wait = max_wait_ms / 1000.0
 
     def batcher(kind: str) -> MicroBatcher[str, np.ndarray]:
         def run(texts: list[str]) -> list[np.ndarray]:
             return list(encoder.encode(texts, kind=kind, batch_size=encode_batch_size))  # type: ignore[arg-type]
-        return MicroBatcher(run, max_batch_size=max_batch_size, max_wait_s=wait)
+        return MicroBatcher(run, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
 
     batchers = {"document": batcher("document"), "query": batcher("query")}
     rerank_batcher: MicroBatcher[tuple[str, str], float] | None = None
@@ -106,15 +142,22 @@ def create_app(
             raw = reranker.predict(pairs, batch_size=max_batch_size, activation_fn=torch.nn.Identity(),
                                    show_progress_bar=False, convert_to_numpy=True)
             return [float(x) for x in np.asarray(raw, dtype=np.float64).reshape(len(pairs), -1)[:, 0]]
-        rerank_batcher = MicroBatcher(score, max_batch_size=max_batch_size, max_wait_s=wait)
+        rerank_batcher = MicroBatcher(score, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
 
-    routes = app_routes(
-        encoder, collection=collection, reranker=reranker, batchers=batchers, rerank_batcher=rerank_batcher,
-        max_batch_size=max_batch_size, max_client_batch_size=max_client_batch_size, max_request_bytes=max_request_bytes,
+    metrics = Metrics()
+    metrics.watch({**batchers, "rerank": rerank_batcher})
+    ctx = Context(
+        encoder=encoder, tokens=Tokens(encoder.tokenizer, encoder.max_seq_length, _prompts(encoder)),
+        batchers=batchers, metrics=metrics, max_batch_size=max_batch_size,
+        max_client_batch_size=max_client_batch_size, max_request_bytes=max_request_bytes,
+        max_concurrent_requests=max_concurrent_requests, max_queue_size=max_queue_size,
+        collection=collection, reranker=reranker, rerank_batcher=rerank_batcher,
     )
-    app = Starlette(routes=routes)
+    app = Starlette(routes=app_routes(ctx))
     app.state.batchers = batchers
     app.state.rerank_batcher = rerank_batcher
-    guarded = _Guard(app, api_key=api_key, max_request_bytes=max_request_bytes)
+    app.state.metrics = metrics
+    guarded = _Guard(app, api_key=api_key, max_request_bytes=max_request_bytes,
+                     max_concurrent_requests=max_concurrent_requests, body_timeout_s=body_timeout_s, metrics=metrics)
     guarded.state = app.state  # batchers, for tests and benchmarks
     return guarded

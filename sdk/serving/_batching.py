@@ -16,9 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from tamis._errors import ConfigError
+from tamis._errors import ConfigError, TamisError
 
-__all__ = ["MicroBatcher"]
+__all__ = ["MicroBatcher", "QueueFullError"]
+
+
+class QueueFullError(TamisError):
+    """A `MicroBatcher` whose queue holds ``max_queue`` items already (``tamis serve`` answers 429)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,6 +44,11 @@ class MicroBatcher(Generic[T, R]):
         max_batch_size: most items per call of ``fn``.
         max_wait_s: how long the first item of a batch waits for company before the batch runs
             anyway (batches that fill up run at once).
+        max_queue: most items waiting at once; a submission that would go over raises
+            `QueueFullError` at once (None: no bound).
+
+    Isolation: when ``fn`` fails on a batch of several items, each item is retried alone, so only
+    the callers whose own item fails get the exception, not everyone who shared the batch.
 
     Usable from several event loops (each gets its own queue); not from a thread without a loop.
 
@@ -53,18 +62,28 @@ class MicroBatcher(Generic[T, R]):
     """
 
     def __init__(
-        self, fn: Callable[[list[T]], Sequence[R]], *, max_batch_size: int = 64, max_wait_s: float = 0.002
+        self, fn: Callable[[list[T]], Sequence[R]], *, max_batch_size: int = 64, max_wait_s: float = 0.002,
+        max_queue: int | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be positive, got {max_batch_size}")
         if max_wait_s < 0:
             raise ConfigError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        if max_queue is not None and max_queue < 1:
+            raise ConfigError(f"max_queue must be positive (or None), got {max_queue}")
         self.fn = fn
+        self.max_queue = max_queue
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         #: sizes of the batches run so far (for tests and benchmarks)
         self.batch_sizes: list[int] = []
+        #: called with the size of each batch before it runs (metrics)
+        self.on_batch: Callable[[int], None] | None = None
+
+    def queue_depth(self) -> int:
+        """Items waiting (not yet handed to ``fn``), over every event loop."""
+        return sum(len(s.pending) for s in list(self._states.values()))
 
     async def submit(self, item: T) -> R:
         """The result of ``fn`` for ``item``, computed in a batch with concurrent submissions."""
@@ -78,6 +97,10 @@ class MicroBatcher(Generic[T, R]):
         state = self._states.get(loop)
         if state is None:
             state = self._states[loop] = _LoopState()
+        if self.max_queue is not None and len(state.pending) + len(items) > self.max_queue:
+            raise QueueFullError(
+                f"the queue is full ({len(state.pending)} items waiting, limit {self.max_queue}); retry later"
+            )
         futures = []
         for item in items:
             fut: asyncio.Future[R] = loop.create_future()
@@ -102,17 +125,45 @@ class MicroBatcher(Generic[T, R]):
             if not batch:
                 continue
             self.batch_sizes.append(len(batch))
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             try:
-                results = await asyncio.to_thread(self.fn, [x for x, _ in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"batched function returned {len(results)} results for {len(batch)} items")
-            except BaseException as exc:  # handed to every caller of this batch
+                results = await self._run(batch)
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
                 for _, f in batch:
                     if not f.done():
                         f.set_exception(exc)
-                if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-                    raise
-                continue
+                raise
             for (_, f), r in zip(batch, results, strict=True):
                 if not f.done():
-                    f.set_result(r)
+                    if isinstance(r, _Failed):
+                        f.set_exception(r.exc)
+                    else:
+                        f.set_result(r)
+
+    async def _run(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> list[Any]:
+        """Results of ``fn`` for the batch; when it fails, each item alone (a `_Failed` for those that fail)."""
+        items = [x for x, _ in batch]
+        try:
+            return _checked(await asyncio.to_thread(self.fn, items), len(items))
+        except Exception as exc:
+            if len(items) == 1:
+                return [_Failed(exc)]
+        out: list[Any] = []
+        for x in items:  # one bad item must not fail the others who shared its batch
+            try:
+                out.append(_checked(await asyncio.to_thread(self.fn, [x]), 1)[0])
+            except Exception as exc:
+                out.append(_Failed(exc))
+        return out
+
+
+@dataclass
+class _Failed:
+    exc: BaseException
+
+
+def _checked(results: Sequence[Any], n: int) -> Sequence[Any]:
+    if len(results) != n:
+        raise RuntimeError(f"batched function returned {len(results)} results for {n} items")
+    return results

@@ -1,10 +1,9 @@
-"""The request handlers of `tamis serve`: TEI /embed and /rerank, OpenAI /v1/embeddings, /search, /info, /health."""
+"""The routes of `tamis serve`: the embedding routes (`tamis.serving._routes_embed`), TEI /rerank,
+/search, /info, /health, /metrics, and OpenAI /v1/models."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -12,25 +11,21 @@ import numpy as np
 
 from tamis._math import sigmoid
 from tamis._version import __version__
-from tamis.serving._batching import MicroBatcher
-from tamis.serving._guard import _endpoint, _error, _Invalid
+from tamis.serving._context import Context
+from tamis.serving._errors import HttpError, endpoint, invalid
+from tamis.serving._inputs import get_bool, get_float, get_int, get_texts
+from tamis.serving._routes_embed import embed_routes
 
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from tamis.collection import Collection
     from tamis.encoders import Encoder
 
+__all__ = ["MAX_K", "routes"]
 
-
-def _texts(value: Any, field: str, limit: int) -> list[str]:
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise _Invalid(f"{field!r} must be a string or a non-empty list of strings")
-    if len(texts) > limit:
-        raise _Invalid(f"batch size {len(texts)} > maximum allowed batch size {limit}", status=413)
-    return texts
+#: most hits one query may ask for (``k``)
+MAX_K = 10_000
 
 
 def _prompts(encoder: Encoder) -> dict[str, str]:
@@ -48,152 +43,123 @@ def _pooling(encoder: Encoder) -> str:
     return "mean"
 
 
-def routes(
-    encoder: Encoder,
-    *,
-    collection: Collection | None,
-    reranker: Any | None,
-    batchers: dict[str, MicroBatcher[str, np.ndarray]],
-    rerank_batcher: MicroBatcher[tuple[str, str], float] | None,
-    max_batch_size: int,
-    max_client_batch_size: int,
-    max_request_bytes: int,
-) -> list[Any]:
-    """The routes of an app serving ``encoder`` (and ``collection``'s /search, ``reranker``'s /rerank).
+def _queries(data: Mapping[str, Any], limit: int, dim: int | None) -> tuple[bool, list[str], list[str] | None, Any]:
+    """(single, ids, texts or None, vectors or None) of a /search request."""
+    given = [key for key in ("query", "queries", "vectors") if key in data]
+    if len(given) != 1:
+        raise invalid("send one of 'query' (a string), 'queries' (a list) or 'vectors' (a list of query vectors)")
+    if "query" in data:
+        texts = get_texts(data["query"], "query", 1)
+        return True, [], texts, None
+    if "vectors" in data:
+        raw = data["vectors"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(v, list) for v in raw):
+            raise invalid("'vectors' must be a non-empty list of lists of numbers", "vectors")
+        if len(raw) > limit:
+            raise HttpError(f"batch size {len(raw)} > maximum allowed batch size {limit}", "Validation", param="vectors")
+        try:
+            vecs = np.asarray(raw, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise invalid("'vectors' must be a list of equally long lists of numbers", "vectors") from None
+        if vecs.ndim != 2 or (dim is not None and vecs.shape[1] != dim) or not np.isfinite(vecs).all():
+            raise invalid(f"'vectors' must be finite vectors of dimension {dim}", "vectors")
+        return False, [str(i) for i in range(len(vecs))], None, vecs
+    raw = data["queries"]
+    if not isinstance(raw, list) or not raw:
+        raise invalid("'queries' must be a non-empty list of strings or {'_id', 'text'} objects", "queries")
+    if len(raw) > limit:
+        raise HttpError(f"batch size {len(raw)} > maximum allowed batch size {limit}", "Validation", param="queries")
+    ids, texts = [], []
+    for i, q in enumerate(raw):
+        q_id: Any = str(i)
+        if isinstance(q, Mapping):
+            q_id, q = q.get("_id", q.get("id", str(i))), q.get("text")
+        if not isinstance(q, str) or not q.strip():
+            raise HttpError(f"query {i} is not a non-empty string", "Empty", param="queries")
+        ids.append(str(q_id))
+        texts.append(q)
+    return False, ids, texts, None
 
-    Every text goes through ``batchers`` (by kind: ``"document"``, ``"query"``), every (query, text)
-    pair through ``rerank_batcher``; the limits are `create_app`'s.
-    """
-    from starlette.responses import JSONResponse, PlainTextResponse
+
+def _thresholds(data: Mapping[str, Any], n: int) -> list[float | None] | None:
+    raw = data.get("score_thresholds")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != n:
+        raise invalid(f"'score_thresholds' must be a list of {n} numbers or nulls (one per query)", "score_thresholds")
+    return [get_float({"t": t}, "t", -1.0, 1.0) for t in raw]
+
+
+def routes(ctx: Context) -> list[Any]:
+    """The routes of an app serving ``ctx``'s encoder (and its collection's /search, reranker's /rerank)."""
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    prompts = _prompts(encoder)
+    encoder, collection = ctx.encoder, ctx.collection
 
-    async def embed_texts(texts: list[str], kind: str) -> np.ndarray:
-        rows = await batchers[kind].submit_many(texts)
-        return np.stack(rows).astype(np.float32, copy=False)
-
-    def kind_of(prompt_name: Any) -> str:
-        if prompt_name in (None, "document", "passage"):
-            return "document"
-        if prompt_name == "query":
-            return "query"
-        raise _Invalid(f"prompt_name {prompt_name!r} is not one of 'query', 'document' (or none)")
-
-    async def body_of(request: Request) -> Mapping[str, Any]:
-        try:
-            data = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _Invalid(f"the request body is not valid JSON: {exc}") from exc
-        if not isinstance(data, Mapping):
-            raise _Invalid("the request body must be a JSON object")
-        return data
-
-    @_endpoint
-    async def embed(request: Request) -> Response:
-        data = await body_of(request)
-        texts = _texts(data.get("inputs"), "inputs", max_client_batch_size)
-        vecs = await embed_texts(texts, kind_of(data.get("prompt_name")))
-        return JSONResponse(vecs.tolist())
-
-    @_endpoint
-    async def openai_embeddings(request: Request) -> Response:
-        data = await body_of(request)
-        texts = _texts(data.get("input"), "input", max_client_batch_size)
-        fmt = data.get("encoding_format", "float")
-        if fmt not in ("float", "base64"):
-            raise _Invalid(f"encoding_format {fmt!r} is not one of 'float', 'base64'")
-        vecs = await embed_texts(texts, kind_of(data.get("prompt_name")))
-        rows: list[Any] = (
-            vecs.tolist() if fmt == "float"
-            else [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vecs]
-        )
-        tokens = sum(len(t.split()) for t in texts)
-        return JSONResponse({
-            "object": "list",
-            "data": [{"object": "embedding", "embedding": r, "index": i} for i, r in enumerate(rows)],
-            "model": encoder.name,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        })
-
-    @_endpoint
+    @endpoint
     async def rerank(request: Request) -> Response:
-        if rerank_batcher is None:
-            return JSONResponse(_error("no cross-encoder is configured; start tamis serve with --reranker DIR",
-                                       "Backend"), status_code=424)
-        data = await body_of(request)
+        if ctx.rerank_batcher is None:
+            raise HttpError("no cross-encoder is configured; start tamis serve with --reranker DIR", "Backend")
+        data = await ctx.body(request)
         query = data.get("query")
-        if not isinstance(query, str) or not query:
-            raise _Invalid("'query' must be a non-empty string")
-        texts = _texts(data.get("texts"), "texts", max_client_batch_size)
-        raw = await rerank_batcher.submit_many([(query, t) for t in texts])
-        scores = raw if data.get("raw_scores") else [float(p) for p in sigmoid(np.asarray(raw, dtype=np.float64))]
+        if not isinstance(query, str):
+            raise invalid("'query' must be a string", "query")
+        texts = get_texts(data.get("texts"), "texts", ctx.max_client_batch_size)
+        ctx.tokens.prepare([query], kind="document", truncate=True, left=False, name="query")
+        ctx.tokens.prepare(texts, kind="document", truncate=True, left=False, name="texts")
+        raw_scores, return_text = get_bool(data, "raw_scores", False), get_bool(data, "return_text", False)
+        raw = await ctx.rerank_batcher.submit_many([(query, t) for t in texts])
+        scores = raw if raw_scores else [float(p) for p in sigmoid(np.asarray(raw, dtype=np.float64))]
         order = sorted(range(len(texts)), key=lambda i: -scores[i])
-        return JSONResponse([
-            {"index": i, "score": scores[i], **({"text": texts[i]} if data.get("return_text") else {})} for i in order
-        ])
+        return JSONResponse([{"index": i, "score": scores[i], **({"text": texts[i]} if return_text else {})}
+                             for i in order])
 
-    @_endpoint
+    @endpoint
     async def search(request: Request) -> Response:
         if collection is None:
-            return JSONResponse(_error("no collection is served; start tamis serve with --collection NAME",
-                                       "Backend"), status_code=424)
-        data = await body_of(request)
-        k = data.get("k", 10)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise _Invalid(f"'k' must be a positive integer, got {k!r}")
-        threshold = data.get("score_threshold")
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
-            raise _Invalid(f"'score_threshold' must be a number, got {threshold!r}")
-        single = "query" in data
-        if single == ("queries" in data):
-            raise _Invalid("send either 'query' (one string) or 'queries' (a list), not both, not neither")
-        if single:
-            ids: list[str] = []
-            texts = _texts(data["query"], "query", 1)
-        else:
-            raw = data["queries"]
-            if not isinstance(raw, list) or not raw:
-                raise _Invalid("'queries' must be a non-empty list of strings or {'_id', 'text'} objects")
-            ids, texts = [], []
-            for i, q in enumerate(raw):
-                if isinstance(q, Mapping):
-                    q_id, q = q.get("_id", q.get("id", str(i))), q.get("text")
-                else:
-                    q_id = str(i)
-                if not isinstance(q, str) or not q.strip():
-                    raise _Invalid(f"query {i} is not a non-empty string")
-                ids.append(str(q_id))
-                texts.append(q)
-            if len(texts) > max_client_batch_size:
-                raise _Invalid(f"batch size {len(texts)} > maximum allowed batch size {max_client_batch_size}", 413)
-        if any(not t.strip() for t in texts):
-            raise _Invalid("a query must be a non-empty string")
-        with_text = bool(data.get("with_text", single))
-        vecs = await embed_texts(texts, "query")
+            raise HttpError("no collection is served; start tamis serve with --collection NAME", "Backend")
+        data = await ctx.body(request)
+        k = get_int(data, "k", 10, 1, MAX_K)
+        threshold = get_float(data, "score_threshold", -1.0, 1.0)
+        min_relevance = get_float(data, "min_relevance", 0.0, 1.0)
+        relevance_filter = get_bool(data, "relevance_filter", True)
+        exact = get_bool(data, "exact", False)
+        hnsw_ef = get_int(data, "hnsw_ef", None, 1, 100_000)
+        filt = data.get("filter")
+        if filt is not None and not isinstance(filt, Mapping):
+            raise invalid("'filter' must be an object such as {\"lang\": \"en\"}", "filter")
+        single, ids, texts, vecs = _queries(data, ctx.max_client_batch_size, encoder.dim)
+        thresholds = _thresholds(data, len(ids) if not single else 1)
+        with_text = get_bool(data, "with_text", single)
+        if texts is not None:
+            vecs, _ = await ctx.embed(texts, "query", name="query" if single else "queries")
         results = await asyncio.to_thread(
-            collection.search_vectors, vecs, k, filter=data.get("filter"), score_threshold=threshold,
-            min_relevance=data.get("min_relevance"),
-            relevance_filter=False if data.get("relevance_filter") is False else None,  # None: not set
+            collection.search_vectors, vecs, k, filter=filt, score_threshold=threshold, hnsw_ef=hnsw_ef,
+            exact=exact, min_relevance=min_relevance, score_thresholds=thresholds,
+            relevance_filter=None if relevance_filter else False,  # None: not set
         )
         if single:
-            return JSONResponse({"query": texts[0], "hits": [h.to_dict() for h in results[0]]})
+            return JSONResponse({"query": texts[0] if texts else None, "hits": [h.to_dict() for h in results[0]]})
         return JSONResponse([
             {"query_id": q_id, "hits": [h.to_dict(with_text=with_text) for h in hits]}
             for q_id, hits in zip(ids, results, strict=True)
         ])
 
+    calibrated = None
+    if collection is not None and collection.manifest is not None:
+        calibrated = any(e.get("name") == "relevance" for e in collection.manifest.get("stages") or ())
     info_body = {
         "model_id": encoder.name,
         "model_sha": None,
         "model_dtype": str(getattr(encoder, "dtype", "float32")),
         "model_type": {"embedding": {"pooling": _pooling(encoder)}},
-        "max_concurrent_requests": 512,
+        "max_concurrent_requests": ctx.max_concurrent_requests,
         "max_input_length": encoder.max_seq_length,
-        "max_batch_tokens": max_batch_size * encoder.max_seq_length,
-        "max_batch_requests": max_batch_size,
-        "max_client_batch_size": max_client_batch_size,
-        "payload_limit": max_request_bytes,
+        "max_batch_tokens": ctx.max_batch_size * encoder.max_seq_length,
+        "max_batch_requests": ctx.max_batch_size,
+        "max_client_batch_size": ctx.max_client_batch_size,
+        "payload_limit": ctx.max_request_bytes,
         "auto_truncate": True,
         "tokenization_workers": 1,
         "version": f"tamis-{__version__}",
@@ -202,11 +168,15 @@ def routes(
             "dim": encoder.dim,
             "backend": getattr(encoder, "backend", None),
             "device": getattr(encoder, "device", "cpu"),
-            "prompts": prompts,
+            "prompts": _prompts(encoder),
+            "max_queue_size": ctx.max_queue_size,
             "collection": None if collection is None else collection.name,
-            "reranker": None if reranker is None else str(getattr(reranker, "_tamis_name", "cross-encoder")),
+            "calibrated": calibrated,
+            "reranker": None if ctx.reranker is None else str(getattr(ctx.reranker, "_tamis_name", "cross-encoder")),
         },
     }
+    if ctx.reranker is not None:
+        info_body["rerank_model"] = info_body["tamis"]["reranker"]  # type: ignore[index]
 
     async def info(request: Request) -> Response:
         return JSONResponse(info_body)
@@ -214,16 +184,20 @@ def routes(
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
 
+    async def metrics(request: Request) -> Response:
+        body, content_type = ctx.metrics.render()
+        return Response(body, media_type=content_type.split(";")[0], headers={"content-type": content_type})
+
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": encoder.name, "object": "model", "owned_by": "tamis"}]})
 
     return [
-        Route("/embed", embed, methods=["POST"]),
-        Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
-        Route("/embeddings", openai_embeddings, methods=["POST"]),
+        *embed_routes(ctx),
+        Route("/", info, methods=["GET"]),
         Route("/rerank", rerank, methods=["POST"]),
         Route("/search", search, methods=["POST"]),
         Route("/info", info, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
     ]

@@ -25,18 +25,41 @@ async def test_concurrent_items_share_batches_and_keep_order() -> None:
     assert threading.get_ident() not in threads  # the function ran off the event loop
 
 
-async def test_submit_many_and_errors_reach_every_caller() -> None:
+async def test_a_failing_item_fails_only_its_own_caller() -> None:
+    calls: list[list[str]] = []
+
     def boom(xs: list[str]) -> list[str]:
+        calls.append(list(xs))
         if "bad" in xs:
             raise ValueError("bad item")
         return [x.upper() for x in xs]
 
-    b = MicroBatcher(boom, max_batch_size=4, max_wait_s=0)
+    b = MicroBatcher(boom, max_batch_size=4, max_wait_s=0.01)
     assert await b.submit_many(["a", "b"]) == ["A", "B"]
     assert await b.submit_many([]) == []
-    results = await asyncio.gather(b.submit("x"), b.submit("bad"), return_exceptions=True)
-    assert all(isinstance(r, ValueError) for r in results)
+    calls.clear()
+    results = await asyncio.gather(b.submit("x"), b.submit("bad"), b.submit("z"), return_exceptions=True)
+    assert results[0] == "X" and isinstance(results[1], ValueError) and results[2] == "Z"
+    assert calls == [["x", "bad", "z"], ["x"], ["bad"], ["z"]]  # one shared call, then each alone
+    with pytest.raises(ValueError):
+        await b.submit_many(["y", "bad"])  # a caller whose own item fails gets the error
     assert await b.submit("y") == "Y"  # the batcher survives a failed batch
+
+
+async def test_queue_limit_refuses_at_once() -> None:
+    from tamis.serving import QueueFullError
+
+    gate = threading.Event()
+    b = MicroBatcher(lambda xs: (gate.wait(5), xs)[1], max_batch_size=2, max_wait_s=0, max_queue=3)
+    first = asyncio.ensure_future(b.submit_many(["a", "b"]))  # runs, holding the worker
+    await asyncio.sleep(0.05)
+    waiting = asyncio.ensure_future(b.submit_many(["c", "d", "e"]))  # fills the queue
+    await asyncio.sleep(0.01)
+    assert b.queue_depth() == 3
+    with pytest.raises(QueueFullError, match="limit 3"):
+        await b.submit("f")
+    gate.set()
+    assert await first == ["a", "b"] and await waiting == ["c", "d", "e"]
 
 
 def test_usable_from_successive_event_loops() -> None:

@@ -113,6 +113,7 @@ EXPECTED: dict[str, list[str]] = {
         "Collection",
         "Hit",
         "IndexReport",
+        "RemoteCollection",
         "SearchFn",
         "SearchOptions",
         "SearchRequest",
@@ -162,9 +163,11 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "tamis.serving": [
         "MicroBatcher",
+        "QueueFullError",
         "ServerThread",
         "create_app",
         "run",
+        "server_config",
     ],
     "tamis.testing": [
         "VectorStoreTests",

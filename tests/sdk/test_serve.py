@@ -142,13 +142,17 @@ def test_api_key_required_and_never_logged(fake_server: str, caplog: pytest.LogC
     assert SECRET not in caplog.text and "nope-123" not in caplog.text  # ... without any key
 
 
-def test_validation_errors_are_422(fake_server: str) -> None:
+def test_validation_errors_have_tei_status_codes(fake_server: str) -> None:
     auth = {"Authorization": f"Bearer {SECRET}"}
-    for body in ({"inputs": []}, {"inputs": [1, 2]}, {"nothing": 1}, {"inputs": "a", "prompt_name": "weird"}):
+    cases = [({"inputs": []}, 400, "Empty"), ({"inputs": [""]}, 400, "Empty"), ({"inputs": [1, 2]}, 422, "Validation"),
+             ({"nothing": 1}, 422, "Validation"), ({"inputs": "a", "prompt_name": "weird"}, 422, "Validation"),
+             ({"inputs": "a", "dimensions": 9}, 413, "Validation"), ({"inputs": "a", "dimensions": 0}, 422, "Validation"),
+             ({"inputs": "a", "truncate": "yes"}, 422, "Validation")]
+    for body, status, kind in cases:
         r = httpx.post(fake_server + "/embed", json=body, headers=auth)
-        assert r.status_code == 422, body
+        assert (r.status_code, r.json()["error_type"]) == (status, kind), body
     r = httpx.post(fake_server + "/embed", content=b"{not json", headers=auth)
-    assert r.status_code == 422
+    assert r.status_code == 400
     assert httpx.post(fake_server + "/rerank", json={"query": "q", "texts": ["a"]}, headers=auth).status_code == 424
     assert httpx.post(fake_server + "/search", json={"query": "q"}, headers=auth).status_code == 424
 
