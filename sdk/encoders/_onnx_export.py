@@ -40,7 +40,8 @@ __all__ = ["EXPORT_FORMAT", "ensure_export", "fingerprint_for_length", "read_met
 logger = logging.getLogger("tamis")
 
 #: bump when the export layout or contents change: it is part of the cache key
-EXPORT_FORMAT = 1
+#: (2: eager attention in the graph, the tokenizer files say the model's max length)
+EXPORT_FORMAT = 2
 _OPSET = 17
 #: folders and files of a model that do not change what the torch pipeline computes
 _SKIP_DIRS = {"onnx", "openvino", ".git", ".cache", ".huggingface"}
@@ -123,8 +124,10 @@ def _export(folder: Path, out: Path, name: str) -> None:
     tok.save_pretrained(str(out / "tokenizer"))
     if not (out / "tokenizer" / "tokenizer.json").is_file():
         raise ModelError(f"model {name!r}: its tokenizer did not save a tokenizer.json; use backend='torch'")
+    write_max_length(out / "tokenizer", int(st.max_seq_length))
 
     model = st[0].auto_model.eval()
+    _use_eager_attention(model)
     params = inspect.signature(model.forward).parameters
     inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in params else [])
     probe = tok(
@@ -174,6 +177,7 @@ def _export(folder: Path, out: Path, name: str) -> None:
         **spec,
         "inputs": inputs,
         "exporter": exporter,
+        "attention": getattr(model.config, "_attn_implementation", None),
         "opset": opset,
         "versions": {
             "torch": torch.__version__,
@@ -185,6 +189,38 @@ def _export(folder: Path, out: Path, name: str) -> None:
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def write_max_length(folder: Path, max_length: int) -> None:
+    """Make the saved tokenizer files say ``max_length`` (the model's ``max_seq_length``), not a
+    leftover of the tokenizer's last truncation (128 for all-MiniLM-L6-v2), so that other tools
+    reading the export (fastembed, transformers) truncate where sentence-transformers does."""
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["model_max_length"] = max_length
+    if "max_length" in config:
+        config["max_length"] = max_length
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    tok_file = folder / "tokenizer.json"
+    tok = json.loads(tok_file.read_text(encoding="utf-8"))
+    if isinstance(tok.get("truncation"), dict):
+        tok["truncation"]["max_length"] = max_length
+    tok["padding"] = None  # padding is the runtime's business (tamis pads to each batch's longest)
+    tok_file.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+
+
+def _use_eager_attention(model: Any) -> None:
+    """Trace the model with transformers' eager attention (matmul, softmax, matmul): the SDPA path is
+    exported decomposed, with masking ops onnxruntime does not fuse, and runs ~1.35x slower on long
+    texts. Same weights, same vectors (cosine >= 0.9999998 measured); a model without it keeps its own."""
+    setter = getattr(model, "set_attn_implementation", None)
+    try:
+        if callable(setter):
+            setter("eager")
+        else:  # pragma: no cover - transformers < 4.48
+            model.config._attn_implementation = "eager"
+    except Exception as exc:  # pragma: no cover - a model without an eager path
+        logger.debug("eager attention unavailable for this model (%s); exporting its default", exc)
 
 
 def _wrap(model: Any, inputs: list[str]) -> Any:
