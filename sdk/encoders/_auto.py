@@ -40,7 +40,7 @@ __all__ = ["PROBE_FORMAT", "RoutedEncoder", "choose", "machine_key", "probe_file
 logger = logging.getLogger("tamis")
 
 PROBE_FORMAT = 1
-_PROBE_TEXTS = 24
+_PROBE_TEXTS = 16
 _SENTENCE = "tamis times both backends on texts of this many tokens before it picks one for you . "
 
 
