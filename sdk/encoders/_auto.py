@@ -17,49 +17,28 @@ skips the probe (``onnx``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tamis._settings import cache_dir
-from tamis.encoders._onnx_runtime import available_cores
+from tamis.encoders._onnx_runtime import available_cores, machine_key
 from tamis.encoders._protocol import Encoder, TextKind
 
-__all__ = ["PROBE_FORMAT", "RoutedEncoder", "choose", "machine_key", "probe_file", "run_probe"]
+__all__ = ["PROBE_FORMAT", "RoutedEncoder", "choose", "probe_file", "run_probe"]
 
 logger = logging.getLogger("tamis")
 
 PROBE_FORMAT = 1
 _PROBE_TEXTS = 16
 _SENTENCE = "tamis times both backends on texts of this many tokens before it picks one for you . "
-
-
-def machine_key() -> str:
-    """A short hash of what the probe's result depends on besides the model."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    versions = []
-    for pkg in ("onnxruntime", "torch"):
-        try:
-            versions.append(f"{pkg}={metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            versions.append(f"{pkg}=none")
-    text = f"{cpu}|{platform.machine()}|cores={available_cores()}|{'|'.join(versions)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def probe_file(model_key: str) -> Path:

@@ -29,7 +29,7 @@ from tamis.encoders._onnx_quant import (
     record_gate,
     refuse_message,
 )
-from tamis.encoders._onnx_runtime import available_cores, pool, rust_tokenizer, session
+from tamis.encoders._onnx_runtime import available_cores, machine_key, pool, rust_tokenizer, session
 from tamis.encoders._protocol import TextKind
 from tamis.encoders._resolve import display_name, resolve_device, resolve_model
 
@@ -165,20 +165,19 @@ class OnnxEncoder:
         self._hf_tokenizer: Any = None
         self._lock = threading.Lock()
 
-        self._tokenizers = {
-            kind: rust_tokenizer(
-                self.export_dir / "tokenizer" / "tokenizer.json",
-                meta.get(f"{kind}_length") or self.max_seq_length,
-                meta["truncation_side"],
+        lengths = {kind: int(meta.get(f"{kind}_length") or self.max_seq_length) for kind in ("query", "document")}
+        self._tokenizers = {}
+        for kind, length in lengths.items():  # one tokenizer when both kinds truncate alike
+            same = next((t for k, t in self._tokenizers.items() if lengths[k] == length), None)
+            self._tokenizers[kind] = same or rust_tokenizer(
+                self.export_dir / "tokenizer" / "tokenizer.json", length, meta["truncation_side"]
             )
-            for kind in ("query", "document")
-        }
         self._prompt_lengths = {
             kind: self._prompt_length(kind) if not self._include_prompt else 0
             for kind in ("query", "document")
         }
         graph = ensure_int8(self.export_dir) if precision == "int8" else self.export_dir / "model.onnx"
-        self._session = session(graph, intra_op_threads)
+        self._session = session(graph, intra_op_threads, optimized=machine_key())
         self._fp32_session: Any = None
 
     @classmethod
@@ -259,7 +258,9 @@ class OnnxEncoder:
             raise ConfigError("check_int8 is for precision='int8' encoders")
         texts = list(texts)
         if self._fp32_session is None:
-            self._fp32_session = session(self.export_dir / "model.onnx", self.intra_op_threads)
+            self._fp32_session = session(
+                self.export_dir / "model.onnx", self.intra_op_threads, optimized=machine_key()
+            )
         budget = 64 * TOKENS_PER_ROW
         fp32 = self._encode(self._fp32_session, texts, "document", budget)
         int8 = self._encode(self._session, texts, "document", budget)

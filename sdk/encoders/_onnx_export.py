@@ -48,8 +48,11 @@ _SKIP_DIRS = {"onnx", "openvino", ".git", ".cache", ".huggingface"}
 _SKIP_SUFFIXES = (".md", ".onnx", ".onnx_data", ".h5", ".msgpack", ".ot", ".gitattributes")
 
 
-def _model_key(folder: Path) -> str:
-    """The cache key of the model in ``folder``: a hash of the files that change what it computes."""
+def _model_key(folder: Path, memo: Path | None = None) -> str:
+    """The cache key of the model in ``folder``: a hash of the files that change what it computes.
+
+    ``memo`` (a JSON file) remembers keys by the files' paths, sizes and mtimes, so a process start
+    does not read the weights again (~0.1 s for all-MiniLM-L6-v2)."""
     files = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
@@ -59,7 +62,28 @@ def _model_key(folder: Path) -> str:
             full = Path(dirpath, fname)
             st = full.stat()
             files.append((full.relative_to(folder).as_posix(), str(full), st.st_size, st.st_mtime_ns))
-    return _hash_files(tuple(files))
+    if memo is None:
+        return _hash_files(tuple(files))
+    signature = hashlib.sha256(json.dumps([EXPORT_FORMAT, files]).encode()).hexdigest()[:32]
+    try:
+        keys = json.loads(memo.read_text(encoding="utf-8"))
+        if not isinstance(keys, dict):
+            keys = {}
+    except (OSError, ValueError):
+        keys = {}
+    if signature in keys:
+        return str(keys[signature])
+    key = _hash_files(tuple(files))
+    keys = {**dict(list(keys.items())[-199:]), signature: key}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{memo.name}.", dir=memo.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(keys, fh)
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache: hash again next time
+        pass
+    return key
 
 
 @lru_cache(maxsize=64)
@@ -87,7 +111,7 @@ def read_meta(export_dir: Path) -> dict[str, Any] | None:
 
 def ensure_export(folder: Path, root: Path, name: str) -> Path:
     """``root/<key>``, exported now if it is not there yet. Safe against concurrent exporters."""
-    target = root / _model_key(folder)
+    target = root / _model_key(folder, memo=root / "model-keys.json")
     if read_meta(target) is not None:
         logger.debug("ONNX export of %s found in %s", name, target)
         return target
