@@ -7,6 +7,9 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# backend="auto" on CPU would time onnx against torch once per session (tests/encoders/test_auto.py
+# tests the probe on purpose); elsewhere auto means onnx, deterministically
+os.environ.setdefault("TAMIS_AUTO_PROBE", "0")
 
 import pytest  # noqa: E402
 

@@ -2,7 +2,8 @@
 (`OnnxEncoder`) and `FakeEncoder` backends, and `load_encoder`.
 
 `load_encoder` finds every encoder by name in the ``tamis.encoders`` registry (`tamis.registry`):
-``torch`` (`BiEncoder`), ``onnx`` (`OnnxEncoder`), ``fake`` (`FakeEncoder`) and ``http``
+``torch`` (`BiEncoder`), ``onnx`` (`OnnxEncoder`), ``onnx-int8`` (`OnnxEncoder` with per-channel int8
+weights, its own fingerprint), ``fake`` (`FakeEncoder`) and ``http``
 (`tamis.adapters.remote.RemoteEncoder`, an inference server). ``load_encoder("NAME:spec")`` or
 ``load_encoder(spec, backend="NAME")`` calls the factory registered as ``NAME``; a URL goes to
 ``http``; a plain model name or folder to ``torch`` or ``onnx`` (``backend="auto"``).
@@ -41,6 +42,7 @@ __getattr__, __dir__, __all__ = attach(
         "Encoder": "._protocol",
         "FakeEncoder": "._fake",
         "OnnxEncoder": "._onnx",
+        "QualityGateError": "._onnx_quant",
         "TextKind": "._protocol",
         "default_model_path": "._resolve",
         "fingerprint_sentence_transformer": "._torch",

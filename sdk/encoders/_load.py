@@ -35,8 +35,11 @@ def load_encoder(
             32-d `FakeEncoder`) or ``"onnx:./my-model"``. For a URL and ``"NAME:spec"`` the model
             names its encoder and ``backend`` does not apply.
         backend: the encoder for a model name or folder: ``"torch"``; ``"onnx"`` (ONNX Runtime on CPU,
-            exported once and cached); ``"auto"``: torch on a GPU, ONNX Runtime on CPU; or the name of
-            any other registered encoder, which gets ``model`` as its spec.
+            exported once and cached); ``"onnx-int8"`` (the same with per-channel int8 weights, its
+            own fingerprint, a quality gate on the first documents); ``"auto"``: torch on a GPU, and
+            on CPU the faster of ONNX Runtime and torch as measured once per model and machine
+            (`tamis.encoders._auto`: ONNX Runtime for all-MiniLM-L6-v2 here); or the name of any
+            other registered encoder, which gets ``model`` as its spec.
         device: see `resolve_device`.
         kwargs: passed to the encoder (``api_key=``, ``timeout=`` ... for a URL).
 
@@ -63,7 +66,11 @@ def load_encoder(
     spec = None if model is None else os.fspath(model)
     if backend == "auto":
         device = resolve_device(device)
-        backend = "torch" if device != "cpu" else ("onnx" if _onnx_available() else "torch")
+        if device == "cpu" and _onnx_available():
+            from tamis.encoders._auto import auto_cpu_encoder
+
+            return auto_cpu_encoder(spec, **kwargs)
+        backend = "torch"
     try:
         factory = _factory(backend)
     except ConfigError as exc:
@@ -76,14 +83,15 @@ def model_source(model: str | os.PathLike[str] | None, backend: str = "auto") ->
 
     ``model`` itself for the built-in choices (``auto``, ``torch``, ``onnx``: the same weights, the same
     fingerprint), a URL or a ``"NAME:spec"``; ``"NAME:model"`` when ``backend`` names another registered
-    encoder; None for no model (the packaged default) or an encoder object.
+    encoder (``"NAME:"`` for its default model, e.g. ``"onnx-int8:"``: int8 vectors need the int8
+    encoder again); None for no model (the packaged default) or an encoder object.
 
     Example:
         >>> model_source("16", backend="fake"), model_source("./my-model", backend="onnx")
         ('fake:16', './my-model')
     """
     if not isinstance(model, (str, os.PathLike)):
-        return None
+        return f"{backend}:" if model is None and backend not in ("auto", "torch", "onnx") else None
     spec = os.fspath(model)
     if backend in ("auto", "torch", "onnx") or spec.startswith(("http://", "https://")):
         return spec

@@ -40,15 +40,19 @@ __all__ = ["EXPORT_FORMAT", "ensure_export", "fingerprint_for_length", "read_met
 logger = logging.getLogger("tamis")
 
 #: bump when the export layout or contents change: it is part of the cache key
-EXPORT_FORMAT = 1
+#: (2: eager attention in the graph, the tokenizer files say the model's max length)
+EXPORT_FORMAT = 2
 _OPSET = 17
 #: folders and files of a model that do not change what the torch pipeline computes
 _SKIP_DIRS = {"onnx", "openvino", ".git", ".cache", ".huggingface"}
 _SKIP_SUFFIXES = (".md", ".onnx", ".onnx_data", ".h5", ".msgpack", ".ot", ".gitattributes")
 
 
-def _model_key(folder: Path) -> str:
-    """The cache key of the model in ``folder``: a hash of the files that change what it computes."""
+def _model_key(folder: Path, memo: Path | None = None) -> str:
+    """The cache key of the model in ``folder``: a hash of the files that change what it computes.
+
+    ``memo`` (a JSON file) remembers keys by the files' paths, sizes and mtimes, so a process start
+    does not read the weights again (~0.1 s for all-MiniLM-L6-v2)."""
     files = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
@@ -58,7 +62,28 @@ def _model_key(folder: Path) -> str:
             full = Path(dirpath, fname)
             st = full.stat()
             files.append((full.relative_to(folder).as_posix(), str(full), st.st_size, st.st_mtime_ns))
-    return _hash_files(tuple(files))
+    if memo is None:
+        return _hash_files(tuple(files))
+    signature = hashlib.sha256(json.dumps([EXPORT_FORMAT, files]).encode()).hexdigest()[:32]
+    try:
+        keys = json.loads(memo.read_text(encoding="utf-8"))
+        if not isinstance(keys, dict):
+            keys = {}
+    except (OSError, ValueError):
+        keys = {}
+    if signature in keys:
+        return str(keys[signature])
+    key = _hash_files(tuple(files))
+    keys = {**dict(list(keys.items())[-199:]), signature: key}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{memo.name}.", dir=memo.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(keys, fh)
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache: hash again next time
+        pass
+    return key
 
 
 @lru_cache(maxsize=64)
@@ -86,7 +111,7 @@ def read_meta(export_dir: Path) -> dict[str, Any] | None:
 
 def ensure_export(folder: Path, root: Path, name: str) -> Path:
     """``root/<key>``, exported now if it is not there yet. Safe against concurrent exporters."""
-    target = root / _model_key(folder)
+    target = root / _model_key(folder, memo=root / "model-keys.json")
     if read_meta(target) is not None:
         logger.debug("ONNX export of %s found in %s", name, target)
         return target
@@ -123,8 +148,10 @@ def _export(folder: Path, out: Path, name: str) -> None:
     tok.save_pretrained(str(out / "tokenizer"))
     if not (out / "tokenizer" / "tokenizer.json").is_file():
         raise ModelError(f"model {name!r}: its tokenizer did not save a tokenizer.json; use backend='torch'")
+    write_max_length(out / "tokenizer", int(st.max_seq_length))
 
     model = st[0].auto_model.eval()
+    _use_eager_attention(model)
     params = inspect.signature(model.forward).parameters
     inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in params else [])
     probe = tok(
@@ -174,6 +201,7 @@ def _export(folder: Path, out: Path, name: str) -> None:
         **spec,
         "inputs": inputs,
         "exporter": exporter,
+        "attention": getattr(model.config, "_attn_implementation", None),
         "opset": opset,
         "versions": {
             "torch": torch.__version__,
@@ -185,6 +213,38 @@ def _export(folder: Path, out: Path, name: str) -> None:
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def write_max_length(folder: Path, max_length: int) -> None:
+    """Make the saved tokenizer files say ``max_length`` (the model's ``max_seq_length``), not a
+    leftover of the tokenizer's last truncation (128 for all-MiniLM-L6-v2), so that other tools
+    reading the export (fastembed, transformers) truncate where sentence-transformers does."""
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["model_max_length"] = max_length
+    if "max_length" in config:
+        config["max_length"] = max_length
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    tok_file = folder / "tokenizer.json"
+    tok = json.loads(tok_file.read_text(encoding="utf-8"))
+    if isinstance(tok.get("truncation"), dict):
+        tok["truncation"]["max_length"] = max_length
+    tok["padding"] = None  # padding is the runtime's business (tamis pads to each batch's longest)
+    tok_file.write_text(json.dumps(tok, ensure_ascii=False), encoding="utf-8")
+
+
+def _use_eager_attention(model: Any) -> None:
+    """Trace the model with transformers' eager attention (matmul, softmax, matmul): the SDPA path is
+    exported decomposed, with masking ops onnxruntime does not fuse, and runs ~1.35x slower on long
+    texts. Same weights, same vectors (cosine >= 0.9999998 measured); a model without it keeps its own."""
+    setter = getattr(model, "set_attn_implementation", None)
+    try:
+        if callable(setter):
+            setter("eager")
+        else:  # pragma: no cover - transformers < 4.48
+            model.config._attn_implementation = "eager"
+    except Exception as exc:  # pragma: no cover - a model without an eager path
+        logger.debug("eager attention unavailable for this model (%s); exporting its default", exc)
 
 
 def _wrap(model: Any, inputs: list[str]) -> Any:

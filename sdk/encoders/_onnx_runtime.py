@@ -3,8 +3,13 @@ sentence-transformers' pooling in numpy. Imports neither torch nor transformers.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
+import tempfile
 from collections.abc import Sequence
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import numpy as np
 
 from tamis._errors import ModelError
 
-__all__ = ["POOLING_MODES", "available_cores", "pool", "rust_tokenizer", "session"]
+__all__ = ["POOLING_MODES", "available_cores", "machine_key", "pool", "rust_tokenizer", "session"]
 
 #: the pooling modes `pool` implements (sentence-transformers' names)
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
@@ -26,6 +31,26 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@lru_cache(maxsize=1)
+def machine_key() -> str:
+    """A short hash of this machine as ONNX Runtime and the auto probe see it: the CPU model, the cores
+    this process may use, the onnxruntime and torch versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    versions = []
+    for pkg in ("onnxruntime", "torch"):
+        try:
+            versions.append(f"{pkg}={metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            versions.append(f"{pkg}=none")
+    text = f"{cpu}|{platform.machine()}|cores={available_cores()}|{'|'.join(versions)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def rust_tokenizer(path: Path, max_length: int, side: str) -> Any:
     """The ``tokenizers`` tokenizer in ``path`` (a tokenizer.json), unpadded, truncating at ``max_length``."""
     from tokenizers import Tokenizer
@@ -36,16 +61,49 @@ def rust_tokenizer(path: Path, max_length: int, side: str) -> Any:
     return tok
 
 
-def session(path: Path, threads: int) -> Any:
-    """An ONNX Runtime CPU session for the model file ``path`` with ``threads`` intra-op threads."""
+def session(path: Path, threads: int, *, optimized: str | None = None) -> Any:
+    """An ONNX Runtime CPU session for the model file ``path`` with ``threads`` intra-op threads.
+
+    With ``optimized`` (a key of this machine), the graph ONNX Runtime optimises at load is saved once
+    next to ``path`` (``<stem>.opt-<key>-<onnxruntime version>.onnx``, atomically) and later loaded
+    from there without optimising it again: about 0.15 s less per process start.
+    """
+    import onnxruntime as ort
+
+    if optimized is None:
+        return _session(path, threads, optimize=True)
+    saved = path.with_name(f"{path.stem}.opt-{optimized}-{ort.__version__}.onnx")
+    if saved.is_file():
+        try:
+            return _session(saved, threads, optimize=False)
+        except ModelError:  # a damaged saved graph: make it again from the export
+            saved.unlink(missing_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{saved.name}.", suffix=".onnx", dir=path.parent)
+    except OSError:  # a read-only cache: optimise at every load
+        return _session(path, threads, optimize=True)
+    os.close(fd)
+    try:
+        sess = _session(path, threads, optimize=True, save_to=tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, saved)
+        return sess
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _session(path: Path, threads: int, *, optimize: bool, save_to: str | None = None) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only
+    if save_to is not None:
+        options.optimized_model_filepath = save_to
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:

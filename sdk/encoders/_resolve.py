@@ -61,9 +61,31 @@ def display_name(model: str | os.PathLike[str] | None, source: str) -> str:
     return DEFAULT_MODEL if source == str(default_model_path()) else os.fspath(model or source)
 
 
+def _no_accelerator() -> bool:
+    """True when no GPU can be there, known without importing torch (~1 s): no NVIDIA or AMD device
+    node on Linux, not Apple silicon, or no torch at all."""
+    import importlib.util
+    import platform
+    import sys
+
+    if importlib.util.find_spec("torch") is None:
+        return True
+    if sys.platform == "darwin":
+        return platform.machine() != "arm64"
+    if sys.platform.startswith("linux"):
+        return not (
+            any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists() or Path("/dev/dxg").exists()
+        )
+    return False
+
+
 def resolve_device(device: str | None = "auto") -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"mps"`` on Apple silicon, else ``"cpu"``."""
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"mps"`` on Apple silicon, else ``"cpu"``.
+
+    On a Linux machine without a GPU device node this is known without importing torch."""
     if device in (None, "auto"):
+        if _no_accelerator():
+            return "cpu"
         import torch
 
         if torch.cuda.is_available():

@@ -41,7 +41,7 @@ def test_fake_by_name():
 
 
 def test_unknown_names_list_what_is_available():
-    with pytest.raises(ConfigError, match=r"no encoder named 'nope'; available: .*fake, http, onnx, torch"):
+    with pytest.raises(ConfigError, match=r"no encoder named 'nope'; available: .*fake, http, onnx, onnx-int8, torch"):
         load_encoder("nope:xyz")
     with pytest.raises(ConfigError, match=r"backend 'tensorrt'.*no encoder named 'tensorrt'; available: .*fake"):
         load_encoder("some/model", backend="tensorrt")

@@ -165,7 +165,8 @@ def test_cache_hit_reuses_the_file_and_does_not_import_torch(enc: OnnxEncoder, o
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"torch": False, "dir": str(enc.export_dir), "fp": enc.fingerprint, "shape": [2, 384]}
     assert onnx_file.stat().st_mtime_ns == before
-    assert sorted(p.name for p in onnx_cache.iterdir()) == [enc.export_dir.name]  # no temp leftovers
+    # no temp leftovers: the export and the memo of model keys
+    assert sorted(p.name for p in onnx_cache.iterdir()) == sorted([enc.export_dir.name, "model-keys.json"])
 
 
 def test_unsupported_pipeline_is_refused_before_loading_torch(tmp_path: Path) -> None:
@@ -199,7 +200,7 @@ def test_concurrent_exporter_wins_and_is_kept(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(export_mod, "_export", fake_export)
     assert ensure_export(model, root, "m") == target
     assert json.loads((target / "meta.json").read_text())["who"] == "them"
-    assert [p.name for p in root.iterdir()] == [target.name]
+    assert sorted(p.name for p in root.iterdir()) == sorted([target.name, "model-keys.json"])
 
 
 @pytest.mark.parametrize("mode", POOLING_MODES)

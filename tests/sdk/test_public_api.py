@@ -73,6 +73,7 @@ EXPECTED: dict[str, list[str]] = {
         "Encoder",
         "FakeEncoder",
         "OnnxEncoder",
+        "QualityGateError",
         "TextKind",
         "default_model_path",
         "fingerprint_sentence_transformer",
