@@ -33,6 +33,11 @@ def _print_train_result(result: Any, json_out: bool) -> None:
     )
     if result.teacher_pairs_computed or result.teacher_pairs_reused:
         out.print(f"teacher scores: {result.teacher_pairs_computed:,} computed, {result.teacher_pairs_reused:,} from the cache")
+    for chk in getattr(result, "teacher_checks", None) or []:
+        where = "dev" if chk.get("on") == "dev" else "held-out pseudo-queries"
+        student = f", student {chk['student_ndcg@10']:.4f}" if "student_ndcg@10" in chk else ""
+        out.print(f"teacher check ({chk.get('teacher_kind')}, {int(chk['queries'])} {where}): nDCG@10 base "
+                  f"{chk['base_ndcg@10']:.4f}, teacher {chk['teacher_ndcg@10']:.4f}{student}", highlight=False)
     if result.dev_after:
         table = Table(title="dev metrics", header_style="bold", box=None)
         for col in ("metric", "before", "after"):
@@ -122,8 +127,22 @@ def train_reranker_cmd(
 def train_cmd(
     data: Annotated[Path, typer.Argument(help="A BEIR folder with qrels/train.tsv (and dev.tsv for the model card).")],
     out_dir: TrainOut,
-    method: Annotated[str, typer.Option("--method", help="contrastive | distill | augmented.")] = "contrastive",
-    teacher: Annotated[str | None, typer.Option("--teacher", help="Cross-encoder folder (needed by distill and augmented).")] = None,
+    method: Annotated[str, typer.Option("--method", help="contrastive | distill | contrastive+distill | augmented.")] = "contrastive",
+    teacher: Annotated[str | None, typer.Option("--teacher", help=(
+        "The teacher (needed by distill, contrastive+distill, augmented): a cross-encoder folder or hub name, "
+        "bi-encoder:FOLDER_OR_NAME (a sentence-transformers folder is recognised), an http(s):// /rerank server "
+        "(key from $TAMIS_TEACHER_API_KEY), or an ensemble '0.7*A,0.3*B'."))] = None,
+    no_labels: Annotated[bool, typer.Option("--no-labels", help=(
+        "Label-free domain adaptation (with --method distill): ignore the qrels, learn the teacher's scores on "
+        "pseudo-queries made from the corpus."))] = False,
+    pseudo_queries: Annotated[str | None, typer.Option("--pseudo-queries", help=(
+        "--no-labels: auto | first-sentence | title | body | doc2query | queries (unjudged queries.jsonl)."))] = None,
+    doc2query_model: Annotated[str | None, typer.Option(
+        "--doc2query-model", help="--pseudo-queries doc2query: a seq2seq query generator (folder or hub name).")] = None,
+    distill_weight: Annotated[float | None, typer.Option(
+        "--distill-weight", help="contrastive+distill: weight of the KL term next to the contrastive loss.")] = None,
+    teacher_cosine_temperature: Annotated[float | None, typer.Option(
+        "--teacher-cosine-temperature", help="A bi-encoder teacher's score is cosine / this (default 1).")] = None,
     base: Annotated[str | None, typer.Option("--base", help="Bi-encoder to start from (default: all-MiniLM-L6-v2).")] = None,
     distill_loss: Annotated[str | None, typer.Option("--distill-loss", help="listwise (CADET KL) | margin_mse.")] = None,
     candidates: Annotated[int | None, typer.Option("--candidates", help="distill: documents per candidate list.")] = None,
@@ -152,7 +171,8 @@ def train_cmd(
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Fine-tune a bi-encoder on DATA: contrastive, distill (from a teacher) or augmented (Augmented SBERT)."""
+    """Fine-tune a bi-encoder on DATA: contrastive, distill (from a teacher of any kind; label-free with
+    --no-labels), contrastive+distill, or augmented (Augmented SBERT)."""
     _setup_logging(verbose)
     from tamis._errors import ConfigError
     from tamis.training import Direction, TrainConfig, config_from, train_bi_encoder
@@ -170,7 +190,9 @@ def train_cmd(
                     else tuple(x.strip() for x in directions.split(",") if x.strip()))
         cfg = config_from(
             TrainConfig, method=method, teacher=teacher, base=base, distill_loss=distill_loss, candidates=candidates,
-            infonce_weight=infonce_weight,
+            infonce_weight=infonce_weight, labels=False if no_labels else None, pseudo_queries=pseudo_queries,
+            doc2query_model=doc2query_model, distill_weight=distill_weight,
+            teacher_cosine_temperature=teacher_cosine_temperature,
             num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
             matryoshka_dims=dims, directions=dirs, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
             max_train_queries=max_train_queries, max_minutes=max_minutes, max_steps=max_steps,

@@ -22,7 +22,8 @@ from tamis.training._config import TrainConfig, resolve_config
 from tamis.training._data import Candidates, dev_split, mine_candidates, train_split
 from tamis.training._output import TrainResult, check_output, model_meta, save_model_folder
 from tamis.training._recipes import examples, student_loss
-from tamis.training._teacher import TeacherScorer, check_teacher
+from tamis.training._teacher_check import check_teacher
+from tamis.training._teacher_kinds import load_teacher
 from tamis.training._trainer import batch_sampler, cache_folder, eval_mode, fit, load_bi_encoder
 
 __all__ = ["train_bi_encoder"]
@@ -43,12 +44,20 @@ def train_bi_encoder(
       scores within ``false_negative_margin`` of the positive (with a teacher), or skips the top
       ``skip_top`` ranks (without one).
     * ``distill`` — the teacher scores each query's candidate list (cached on disk); the student
-      learns listwise KL (CADET) or MarginMSE.
+      learns listwise KL (CADET) or MarginMSE. With ``labels=False`` the queries are pseudo-queries
+      made from the corpus (label-free domain adaptation, see `tamis.training._pseudo`).
+    * ``contrastive+distill`` — the contrastive loss on the gold pairs and guarded hard negatives
+      plus ``distill_weight`` x the KL to the teacher's scores of the same lists.
     * ``augmented`` — Augmented SBERT: BM25 pairs labelled by the teacher (silver, CoSENT loss)
       alongside the gold pairs (MultipleNegativesRankingLoss).
 
+    The teacher (``TrainConfig.teacher``) is any kind `load_teacher` reads: a cross-encoder, a
+    bi-encoder, a ``/rerank`` server, a weighted ensemble. Before training it re-ranks the base
+    model's dev top 20 (on held-out pseudo-queries too, label-free) and a warning says when it ranks
+    worse than the base; after training the student is scored on the same queries.
+
     The model folder appears at ``out`` only when complete, with a model card (README.md) and
-    ``tamis_model.json`` holding the settings and the dev metrics before and after.
+    ``tamis_model.json`` holding the settings, the teacher check and the dev metrics before and after.
 
     Args:
         data: a BEIR folder (or `TrainingData` of its train split).
@@ -68,12 +77,20 @@ def train_bi_encoder(
     cache = cache_folder(cfg)
     teacher = None
     if cfg.teacher:
-        teacher = TeacherScorer(
+        teacher = load_teacher(
             cfg.teacher, cache_dir=cache, device=device, batch_size=cfg.encode_batch_size,
-            max_seq_length=cfg.max_seq_length, progress=cfg.progress,
+            max_seq_length=cfg.max_seq_length, cosine_temperature=cfg.teacher_cosine_temperature,
+            api_key=os.environ.get("TAMIS_TEACHER_API_KEY"), progress=cfg.progress,
         )
-    td = train_split(data, max_queries=cfg.max_train_queries, seed=cfg.seed)
-    dev = dev_split(td) if cfg.dev_queries != 0 else None
+    lf = None
+    if cfg.labels:
+        td = train_split(data, max_queries=cfg.max_train_queries, seed=cfg.seed)
+        dev = dev_split(td) if cfg.dev_queries != 0 else None
+    else:
+        from tamis.training._label_free import label_free_data
+
+        lf = label_free_data(data, cfg, device)
+        td, dev = lf.train, lf.dev if lf.dev is not None else lf.pseudo_dev
 
     import torch
 
@@ -85,14 +102,22 @@ def train_bi_encoder(
         raise ConfigError(f"matryoshka_dims {list(cfg.matryoshka_dims)} go beyond the model's dimension {dim}")
 
     dev_before = _dev_metrics(model, dev, cfg)
-    teacher_check = check_teacher(model, teacher, dev, cfg)
+    checks = [check_teacher(model, teacher, dev, cfg, on="dev" if lf is None or lf.dev is not None else "pseudo-queries")]
+    if lf is not None and lf.dev is not None:
+        checks.append(check_teacher(model, teacher, lf.pseudo_dev, cfg, on="pseudo-queries"))
+    checks = [c for c in checks if c is not None]
     mined: Candidates = {}
-    if cfg.method in ("contrastive", "distill"):
-        mined = mine_candidates(
-            model, td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
-            cache_folder=cache / "embeddings" / enc.fingerprint,
-        )
-    ds, n_examples = examples(td, mined, teacher, cfg)
+    if lf is not None:
+        from tamis.training._label_free import label_free_examples
+
+        ds, n_examples = label_free_examples(model, lf, teacher, cfg)
+    else:
+        if cfg.method in ("contrastive", "distill", "contrastive+distill"):
+            mined = mine_candidates(
+                model, td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
+                cache_folder=cache / "embeddings" / enc.fingerprint,
+            )
+        ds, n_examples = examples(td, mined, teacher, cfg)
     loss = student_loss(model, cfg)
 
     if cfg.lora:
@@ -112,22 +137,26 @@ def train_bi_encoder(
         model[0].model = model[0].model.merge_and_unload()
     model.eval()
     dev_after = _dev_metrics(model, dev, cfg)
+    check_results = [c.add_student(model, cfg.encode_batch_size) for c in checks]
 
     result = TrainResult(
         path=out, kind="bi-encoder", method=cfg.method, examples=n_examples, steps=int(state.global_step),
         seconds=0.0, dev_before=dev_before, dev_after=dev_after, resumed_from=resume,
         teacher_pairs_computed=teacher.computed if teacher else 0,
-        teacher_pairs_reused=teacher.reused if teacher else 0, teacher_check=teacher_check,
+        teacher_pairs_reused=teacher.reused if teacher else 0,
+        teacher_check=check_results[0] if check_results else None, teacher_checks=check_results,
     )
 
     def meta() -> dict[str, Any]:
         result.seconds = time.perf_counter() - t0
         dev_size = None if dev is None else {
             "queries": min(len(dev.positives()), cfg.dev_queries or len(dev.positives())),
-            "documents": min(len(dev.corpus), cfg.dev_documents or len(dev.corpus)),
+            "documents": min(len(dev.corpus), cfg.dev_documents or len(dev.corpus)), "split": dev.split,
         }
+        extra = {} if lf is None else {"pseudo_queries": cfg.pseudo_queries, "train_queries": len(td.queries)}
         return model_meta(
-            "bi-encoder", cfg.method, cfg, td, result, data={"dev": dev_size}, teacher=cfg.teacher,
+            "bi-encoder", cfg.method, cfg, td, result, data={"dev": dev_size, **extra},
+            teacher=None if teacher is None else teacher.describe(),
             loss=type(loss).__name__ if not isinstance(loss, dict) else {k: type(v).__name__ for k, v in loss.items()},
         )
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from tamis._errors import ConfigError
+from tamis.training._pseudo import PseudoSource
 
 __all__ = [
     "Direction", "DistillLoss", "Method", "Precision", "RerankerConfig", "RerankerLoss", "TrainConfig", "config_from",
-    "resolve_config",
+    "PseudoSource", "resolve_config",
 ]
 
-Method = Literal["contrastive", "distill", "augmented"]
+Method = Literal["contrastive", "distill", "contrastive+distill", "augmented"]
 DistillLoss = Literal["listwise", "margin_mse"]
 RerankerLoss = Literal["bce", "listwise"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
@@ -134,11 +135,43 @@ class TrainConfig(_Common):
     method: Method = "contrastive"
     """``contrastive``: MultipleNegativesRankingLoss on gold pairs with mined hard negatives;
     ``distill``: learn the teacher's scores over candidate lists (listwise KL or MarginMSE);
+    ``contrastive+distill``: both in one loss — MultipleNegativesRankingLoss on the gold pairs and
+    their guarded hard negatives, plus ``distill_weight`` x the listwise KL to the teacher's scores
+    of the same lists (the teacher adds to the gold pairs instead of replacing them);
     ``augmented``: Augmented SBERT, gold pairs plus BM25-sampled pairs labelled by the teacher."""
 
     teacher: str | None = None
-    """A cross-encoder folder (e.g. from `train_reranker`); needed by ``distill`` and ``augmented``;
-    with ``contrastive`` it powers the false-negative guard."""
+    """The teacher spec (`tamis.training.load_teacher`): a cross-encoder folder or hub name (e.g. from
+    `train_reranker`), ``bi-encoder:FOLDER_OR_NAME`` (a bigger embedding model; a sentence-transformers
+    folder is recognised without the prefix), an ``http(s)://`` URL of a ``/rerank`` server (TEI,
+    ``tamis serve --reranker``; API key from ``$TAMIS_TEACHER_API_KEY``), or a weighted ensemble
+    ``0.7*A,0.3*B``. Needed by ``distill``, ``contrastive+distill`` and ``augmented``; with
+    ``contrastive`` it powers the false-negative guard."""
+
+    teacher_cosine_temperature: float = 1.0
+    """A bi-encoder teacher's score is cosine / this (matters for MarginMSE; listwise KL normalises)."""
+
+    labels: bool = True
+    """False: label-free domain adaptation — ignore the qrels, make pseudo-queries from the corpus
+    (``pseudo_queries``), mine candidates with the student, label them with the teacher (``distill``
+    only). Dev metrics use the folder's dev qrels when it has them, else held-out pseudo-queries."""
+
+    pseudo_queries: PseudoSource = "auto"
+    """Label-free: how queries are made (see `tamis.training._pseudo`): ``auto``, ``first-sentence``,
+    ``title``, ``body``, ``doc2query`` (with ``doc2query_model``), ``queries`` (queries.jsonl, unjudged)."""
+
+    doc2query_model: str | None = None
+    """Label-free, ``doc2query``: a sequence-to-sequence query generator (folder or hub name)."""
+
+    queries_per_document: int = 3
+    """Label-free, ``doc2query``: queries generated per document."""
+
+    pseudo_dev_queries: int = 100
+    """Label-free: pseudo-queries held out (at most a fifth) for the teacher check and, without dev
+    qrels, for the dev metrics."""
+
+    distill_weight: float = 1.0
+    """``contrastive+distill``: weight of the listwise KL term next to the contrastive loss (weight 1)."""
 
     mini_batch_size: int | None = None
     """Use CachedMultipleNegativesRankingLoss (GradCache) with this mini-batch, so ``batch_size``
@@ -218,6 +251,16 @@ class TrainConfig(_Common):
         self._validate_common()
         _check_choice("method", self.method, Method)
         _check_choice("distill_loss", self.distill_loss, DistillLoss)
+        _check_choice("pseudo_queries", self.pseudo_queries, PseudoSource)
+        _check_positive(self, "teacher_cosine_temperature", "queries_per_document")
+        _check_positive(self, "distill_weight", "pseudo_dev_queries", allow_zero=True)
+        if not self.labels and self.method != "distill":
+            raise ConfigError(
+                f"label-free training (labels=False, --no-labels) learns from the teacher alone: it needs method "
+                f"'distill', got {self.method!r}"
+            )
+        if self.pseudo_queries == "doc2query" and not self.doc2query_model:
+            raise ConfigError("pseudo_queries='doc2query' needs doc2query_model= (--doc2query-model), a seq2seq generator")
         _check_positive(self, "num_negatives", "mining_depth", "teacher_temperature", "student_temperature",
                         "silver_per_query", "lora_rank", "lora_alpha", "scale")
         dirs = (self.directions,) if isinstance(self.directions, str) else tuple(self.directions)
@@ -233,17 +276,17 @@ class TrainConfig(_Common):
                         "teacher_check_queries", allow_zero=True)
         if self.candidates < 2:
             raise ConfigError(f"candidates must be at least 2 (the positive and one more), got {self.candidates}")
-        if self.method in ("distill", "augmented") and not self.teacher:
+        if self.method in ("distill", "contrastive+distill", "augmented") and not self.teacher:
             raise ConfigError(
-                f"method {self.method!r} needs a teacher cross-encoder: pass teacher= (--teacher DIR); "
-                "train one with `tamis train-reranker DATA --out DIR`"
+                f"method {self.method!r} needs a teacher: pass teacher= (--teacher), a cross-encoder or bi-encoder "
+                "folder, a /rerank URL or an ensemble; train a cross-encoder with `tamis train-reranker DATA --out DIR`"
             )
         if self.matryoshka_dims is not None:
             dims = tuple(self.matryoshka_dims)
             if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
                 raise ConfigError(f"matryoshka_dims must be positive integers, got {self.matryoshka_dims!r}")
             self.matryoshka_dims = tuple(sorted(set(dims), reverse=True))
-        if self.method == "distill" and self.mining_depth < self.candidates - 1:
+        if self.method in ("distill", "contrastive+distill") and self.mining_depth < self.candidates - 1:
             raise ConfigError(
                 f"mining_depth={self.mining_depth} is too small for {self.candidates} candidates per list; "
                 f"raise it to at least {self.candidates - 1}"

@@ -21,8 +21,9 @@ __all__ = ["ListwiseDistillLoss"]
 
 
 class ListwiseDistillLoss(nn.Module):
-    """CADET-style listwise distillation: KL(teacher || student) over each candidate list, plus a
-    small InfoNCE term.
+    """CADET-style listwise distillation: ``kl_weight`` x KL(teacher || student) over each candidate
+    list, plus ``infonce_weight`` x InfoNCE (with ``kl_weight=1, infonce_weight=0.1``: CADET; with
+    ``infonce_weight=1`` and a smaller ``kl_weight``: contrastive learning with distillation on top).
 
     Inputs: columns ``(query, document_1, ..., document_n)``, ``document_1`` the positive;
     label: ``n`` teacher scores (logits) per row. The teacher's scores are min-max normalised per
@@ -35,25 +36,30 @@ class ListwiseDistillLoss(nn.Module):
         teacher_temperature: CADET uses 0.3.
         student_temperature: CADET uses 0.05.
         infonce_weight: CADET uses 0.1.
+        kl_weight: CADET uses 1.
+        infonce_scale: the InfoNCE softmax's inverse temperature (None: 1 / student_temperature).
         directions: the InfoNCE term's softmax directions (MultipleNegativesRankingLoss ``directions``).
     """
 
     def __init__(
         self, model: Any, *, teacher_temperature: float = 0.3, student_temperature: float = 0.05,
-        infonce_weight: float = 0.1, directions: tuple[str, ...] = ("query_to_doc",),
+        infonce_weight: float = 0.1, directions: tuple[str, ...] = ("query_to_doc",), kl_weight: float = 1.0,
+        infonce_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.teacher_temperature = teacher_temperature
         self.student_temperature = student_temperature
         self.infonce_weight = infonce_weight
+        self.kl_weight = kl_weight
+        self.infonce_scale = infonce_scale if infonce_scale is not None else 1.0 / student_temperature
         self.kl = DistillKLDivLoss(
             model, similarity_fct=pairwise_cos_sim, student_temperature=student_temperature,
             teacher_temperature=teacher_temperature,
         )
         self.directions = tuple(directions)
         self.infonce = MultipleNegativesRankingLoss(
-            model, scale=1.0 / student_temperature, directions=self.directions  # type: ignore[arg-type]
+            model, scale=self.infonce_scale, directions=self.directions  # type: ignore[arg-type]
         )
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
@@ -62,7 +68,7 @@ class ListwiseDistillLoss(nn.Module):
         hi = labels.max(dim=1, keepdim=True).values
         norm = (labels - lo) / (hi - lo).clamp_min(1e-6)
         # DistillKLDivLoss multiplies by student_temperature ** 2 (Hinton); CADET weighs the KL at 1
-        kl = self.kl.compute_loss_from_embeddings(embeddings, norm) / (self.student_temperature**2)
+        kl = self.kl_weight * self.kl.compute_loss_from_embeddings(embeddings, norm) / (self.student_temperature**2)
         if self.infonce_weight == 0:
             return kl
         info = self.infonce.compute_loss_from_embeddings(embeddings, labels)
@@ -73,5 +79,7 @@ class ListwiseDistillLoss(nn.Module):
             "teacher_temperature": self.teacher_temperature,
             "student_temperature": self.student_temperature,
             "infonce_weight": self.infonce_weight,
+            "kl_weight": self.kl_weight,
+            "infonce_scale": self.infonce_scale,
             "directions": list(self.directions),
         }

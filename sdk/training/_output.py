@@ -37,7 +37,10 @@ class TrainResult:
         dev_before, dev_after: dev metrics of the base model and of the trained one (bi-encoders).
         teacher_pairs_computed, teacher_pairs_reused: teacher scores computed / read from the cache.
         teacher_check: dev nDCG@10 / MRR@10 of the base model's top 20 in its own order and re-ranked
-            by the teacher (see ``TrainConfig.teacher_check_queries``).
+            by the teacher, and the trained student's on the same queries (see
+            ``TrainConfig.teacher_check_queries``); the first of ``teacher_checks``.
+        teacher_checks: every check run (label-free runs with dev qrels: on dev and on held-out
+            pseudo-queries; ``on`` says which).
         resumed_from: the checkpoint the run resumed from, if any.
     """
 
@@ -52,7 +55,8 @@ class TrainResult:
     teacher_pairs_computed: int = 0
     teacher_pairs_reused: int = 0
     resumed_from: str | None = None
-    teacher_check: dict[str, float] | None = None
+    teacher_check: dict[str, Any] | None = None
+    teacher_checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-compatible values (``path`` as a string)."""
@@ -121,6 +125,16 @@ def model_meta(
     }
 
 
+def _check_queries(on: str) -> str:
+    return "dev queries" if on == "dev" else "held-out pseudo-queries"
+
+
+def _teacher_name(teacher: Any) -> str:
+    if isinstance(teacher, dict):
+        return f"**{teacher.get('name')}** ({teacher.get('kind')})"
+    return f"**{teacher}**"
+
+
 def now() -> str:
     """The time now in UTC, ISO 8601 to the second (a model's ``created``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -138,7 +152,7 @@ def _card(meta: dict[str, Any]) -> str:
         f"# {meta['kind']} trained with tamis ({meta['method']})",
         "",
         f"Made by tamis {meta['tamis_version']} on {meta['created']} from **{meta['base']}**"
-        + (f", teacher **{meta['teacher']}**" if meta.get("teacher") else "") + ".",
+        + (f", teacher {_teacher_name(meta['teacher'])}" if meta.get("teacher") else "") + ".",
         "",
         "## Data",
         "",
@@ -154,13 +168,18 @@ def _card(meta: dict[str, Any]) -> str:
               + (f", resumed from `{Path(res['resumed_from']).name}`" if res.get("resumed_from") else "")]
     if res.get("teacher_pairs_computed") or res.get("teacher_pairs_reused"):
         lines.append(f"- teacher scores: {res['teacher_pairs_computed']:,} computed, {res['teacher_pairs_reused']:,} from the cache")
-    chk = res.get("teacher_check")
-    if chk:
-        verdict = "better" if chk["teacher_ndcg@10"] >= chk["base_ndcg@10"] else "WORSE"
-        lines.append(
-            f"- teacher check ({int(chk['queries'])} dev queries, the base model's top 20): nDCG@10 "
-            f"{chk['base_ndcg@10']:.4f} in the base order, {chk['teacher_ndcg@10']:.4f} re-ranked by the teacher ({verdict})"
+    for chk in res.get("teacher_checks") or ([res["teacher_check"]] if res.get("teacher_check") else []):
+        verdict = "better" if chk["teacher_ndcg@10"] >= chk["base_ndcg@10"] else "WORSE: distilling will likely hurt"
+        line = (
+            f"- teacher check ({int(chk['queries'])} {_check_queries(chk.get('on', 'dev'))}, the base model's top 20, teacher "
+            f"kind {chk.get('teacher_kind', 'cross-encoder')}): nDCG@10 {chk['base_ndcg@10']:.4f} in the base order, "
+            f"{chk['teacher_ndcg@10']:.4f} re-ranked by the teacher ({verdict})"
         )
+        if "student_ndcg@10" in chk:
+            line += f"; the trained student {chk['student_ndcg@10']:.4f}"
+            if "kept_of_teacher_gain" in chk:
+                line += f" ({100 * chk['kept_of_teacher_gain']:.0f}% of the teacher's gain)"
+        lines.append(line)
     lines += ["", "Settings:", "", "```json", json.dumps(meta["settings"], indent=2, default=str), "```"]
     if res.get("dev_before") or res.get("dev_after"):
         lines += ["", "## Dev metrics", "", "| metric | before | after |", "|---|---|---|"]

@@ -1,5 +1,5 @@
-"""The bi-encoder recipes: the training examples of each method (contrastive, distill, augmented)
-and the loss the student learns them with.
+"""The bi-encoder recipes: the training examples of each method (contrastive, distill,
+contrastive+distill, augmented) and the loss the student learns them with.
 
 Each ``*_examples`` function returns (a shuffled ``datasets.Dataset`` or ``DatasetDict``, the number of
 examples); `examples` picks the one of ``cfg.method``.
@@ -11,6 +11,7 @@ import logging
 import random
 from typing import Any
 
+from tamis._errors import DataError
 from tamis.data import TrainingData
 from tamis.training._config import TrainConfig
 from tamis.training._data import (
@@ -21,9 +22,12 @@ from tamis.training._data import (
     silver_query_pool,
     top_up_negatives,
 )
-from tamis.training._teacher import TeacherScorer
+from tamis.training._teacher import Teacher as TeacherScorer
 
-__all__ = ["augmented_examples", "contrastive_examples", "distill_examples", "examples", "student_loss"]
+__all__ = [
+    "augmented_examples", "contrastive_distill_examples", "contrastive_examples", "distill_examples", "examples",
+    "guarded_lists", "list_dataset", "student_loss",
+]
 
 logger = logging.getLogger("tamis")
 
@@ -95,6 +99,88 @@ def distill_examples(td: TrainingData, mined: Candidates, teacher: TeacherScorer
     return ds_, len(ds_)
 
 
+#: (query text, positive text or None, candidate texts best first, texts to top up with)
+ListItem = tuple[str, "str | None", list[str], list[str]]
+
+
+def guarded_lists(items: list[ListItem], teacher: Any, cfg: TrainConfig) -> list[tuple[str, list[str]]]:
+    """(query, [positive, ``candidates - 1`` negatives]) lists with the teacher's false-negative guard.
+
+    The teacher rates each query's positive and its first ``candidates + 7`` candidates; a candidate
+    within ``false_negative_margin`` of the positive's probability (or above it) is dropped; the
+    list is topped up from the item's extra texts. Without a positive (unjudged queries), the
+    teacher's best candidate stands in for it.
+
+    Raises:
+        DataError: too few documents to fill a list.
+    """
+    n_neg = cfg.candidates - 1
+    window = n_neg + 8
+    pairs: list[tuple[str, str]] = []
+    for q, p, cands, _ in items:
+        if p is not None:
+            pairs.append((q, p))
+        pairs.extend((q, c) for c in cands[:window])
+    probs = dict(zip(pairs, teacher.probabilities(pairs).tolist(), strict=True)) if pairs else {}
+    out: list[tuple[str, list[str]]] = []
+    dropped = 0
+    for q, p, cands, extra in items:
+        win = cands[:window]
+        if p is None:
+            if not win:
+                continue
+            p = max(win, key=lambda c: probs[(q, c)])
+        limit = probs[(q, p)] - cfg.false_negative_margin
+        kept = [c for c in win if c != p and probs[(q, c)] <= limit]
+        dropped += sum(1 for c in win if c != p) - len(kept)
+        negs = list(dict.fromkeys(kept))[:n_neg]
+        for e in extra:
+            if len(negs) >= n_neg:
+                break
+            if e != p and e not in negs:
+                negs.append(e)
+        if len(negs) < n_neg:
+            raise DataError(f"the corpus is too small to fill lists of {cfg.candidates} documents; lower candidates")
+        out.append((q, [p, *negs]))
+    logger.info("false-negative guard: dropped %d candidates the teacher rates near the positive", dropped)
+    return out
+
+
+def list_dataset(lists: list[tuple[str, list[str]]], teacher: Any, cfg: TrainConfig) -> tuple[Any, int]:
+    """(query, document_0 … document_n-1, the teacher's scores of each) rows, shuffled."""
+    from datasets import Dataset
+
+    pairs = [(q, d) for q, ds in lists for d in ds]
+    logits = teacher.logits(pairs).reshape(len(lists), cfg.candidates) if lists else []
+    cols: dict[str, list[Any]] = {"query": []} | {f"document_{i}": [] for i in range(cfg.candidates)} | {"label": []}
+    for (q, ds), row in zip(lists, logits, strict=True):
+        cols["query"].append(q)
+        for i, d in enumerate(ds):
+            cols[f"document_{i}"].append(d)
+        cols["label"].append([float(x) for x in row])
+    if not cols["query"]:
+        raise DataError("no training list could be built (no query has candidates)")
+    ds_ = Dataset.from_dict(cols).shuffle(seed=cfg.seed)
+    return ds_, len(ds_)
+
+
+def contrastive_distill_examples(
+    td: TrainingData, mined: Candidates, teacher: TeacherScorer | None, cfg: TrainConfig
+) -> tuple[Any, int]:
+    """(query, positive + ``candidates - 1`` guarded hard negatives, the teacher's scores) rows: the
+    contrastive loss learns the gold positive against the negatives, the KL term the teacher's order."""
+    assert teacher is not None
+    rng = random.Random(cfg.seed)
+    docs = list(td.corpus)
+    items: list[ListItem] = []
+    for q, pos in td.positives().items():
+        cands = [td.corpus[d] for d, _ in drop_copies_of_positives(mined.get(q, []), pos, td.corpus)]
+        for p in pos:
+            extra = [td.corpus[d] for d in top_up_negatives([], cfg.candidates - 1, set(pos), docs, rng, required=False)]
+            items.append((td.queries[q], td.corpus[p], cands, extra))
+    return list_dataset(guarded_lists(items, teacher, cfg), teacher, cfg)
+
+
 def augmented_examples(td: TrainingData, mined: Candidates, teacher: TeacherScorer | None, cfg: TrainConfig) -> tuple[Any, int]:
     """Gold (query, positive) pairs and BM25 silver pairs scored by the teacher, as two datasets."""
     from datasets import Dataset, DatasetDict
@@ -127,12 +213,13 @@ def augmented_examples(td: TrainingData, mined: Candidates, teacher: TeacherScor
 
 def examples(td: TrainingData, mined: Candidates, teacher: TeacherScorer | None, cfg: TrainConfig) -> tuple[Any, int]:
     """The training examples of ``cfg.method`` (see the ``*_examples`` functions)."""
-    build = {"contrastive": contrastive_examples, "distill": distill_examples, "augmented": augmented_examples}
+    build = {"contrastive": contrastive_examples, "distill": distill_examples,
+             "contrastive+distill": contrastive_distill_examples, "augmented": augmented_examples}
     return build[cfg.method](td, mined, teacher, cfg)
 
 
 def student_loss(model: Any, cfg: TrainConfig) -> Any:
-    """The loss of ``cfg.method`` (MNRL, listwise KL or MarginMSE, MNRL + CoSENT), wrapped in
+    """The loss of ``cfg.method`` (MNRL, listwise KL or MarginMSE, MNRL + KL, MNRL + CoSENT), wrapped in
     MatryoshkaLoss when ``cfg.matryoshka_dims`` is set."""
     from sentence_transformers.sentence_transformer import losses
 
@@ -144,6 +231,13 @@ def student_loss(model: Any, cfg: TrainConfig) -> Any:
 
     if cfg.method == "contrastive":
         loss: Any = mnrl()
+    elif cfg.method == "contrastive+distill":
+        from tamis.training._losses import ListwiseDistillLoss
+
+        loss = ListwiseDistillLoss(
+            model, teacher_temperature=cfg.teacher_temperature, student_temperature=cfg.student_temperature,
+            kl_weight=cfg.distill_weight, infonce_weight=1.0, infonce_scale=cfg.scale, directions=tuple(cfg.directions),
+        )
     elif cfg.method == "distill":
         if cfg.distill_loss == "margin_mse":
             from sentence_transformers.util import pairwise_cos_sim

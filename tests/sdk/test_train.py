@@ -276,11 +276,16 @@ def test_qrels_naming_unknown_ids(tmp_path: Path, tiny: Path, beir: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
-def test_teacher_that_is_not_a_cross_encoder(tmp_path: Path, tiny: Path, beir: Path) -> None:
+def test_teacher_that_is_no_kind_of_teacher(tmp_path: Path, tiny: Path, beir: Path) -> None:
     from tamis.training import train_bi_encoder
 
-    with pytest.raises(ModelError, match="not a cross-encoder"):
-        train_bi_encoder(beir, tmp_path / "out", method="distill", base=str(tiny), teacher=str(tiny), **FAST)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "config.json").write_text('{"architectures": ["BertModel"]}')
+    with pytest.raises(ModelError, match="not a cross-encoder.*nor a sentence-transformers bi-encoder"):
+        train_bi_encoder(beir, tmp_path / "out", method="distill", base=str(tiny), teacher=str(junk), **FAST)
+    with pytest.raises(ModelError, match="not a cross-encoder"):  # the kind named, and it does not fit
+        train_bi_encoder(beir, tmp_path / "out", method="distill", base=str(tiny), teacher=f"cross-encoder:{tiny}", **FAST)
     assert not (tmp_path / "out").exists()
 
 
@@ -315,7 +320,7 @@ def test_a_tamis_model_folder_is_replaced_whole(tmp_path: Path, tiny: Path, beir
 def test_config_errors_name_the_options() -> None:
     from tamis.training import TrainConfig
 
-    with pytest.raises(ConfigError, match="'contrastive', 'distill', 'augmented'"):
+    with pytest.raises(ConfigError, match="'contrastive', 'distill', 'contrastive\\+distill', 'augmented'"):
         TrainConfig(method="magic")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="needs a teacher"):
         TrainConfig(method="distill")
