@@ -45,6 +45,7 @@ def open_collection(
     backend: str = "auto",
     device: str = "auto",
     create: bool = False,
+    hybrid: bool = False,
 ) -> Collection:
     """Open (or, with ``create=True``, prepare) the collection ``name``.
 
@@ -59,6 +60,8 @@ def open_collection(
         backend, device: how to run the model (see `tamis.load_encoder`).
         create: make the collection on the first `Collection.index` if it does not exist: the
             Qdrant collection ``<name>__v1`` behind the alias ``name`` (see `Collection.reindex`).
+        hybrid: a new collection stores each chunk's BM25 sparse vector too, for ``mode="sparse"`` and
+            ``"hybrid"`` searches (an existing dense one is upgraded by ``reindex(hybrid=True)``).
 
     Raises:
         CollectionNotFoundError: no such collection and ``create`` is false.
@@ -94,6 +97,12 @@ def open_collection(
         # a new collection is version 1 behind the alias `name` from the start, so that every
         # re-index is a pure alias switch; `index` creates both
         col._link_alias = physical is None
+        col._hybrid_new = bool(hybrid)
+        if hybrid and manifest is not None and not manifest.get("sparse"):
+            raise ConfigError(
+                f"collection {name!r} exists and is dense-only; upgrade it with Collection.reindex(hybrid=True) "
+                f"(`tamis reindex {name} --hybrid`)"
+            )
         if manifest is not None and (model is not None or encoder is not None):
             col._check_encoder(col.encoder)
         return col
@@ -235,6 +244,7 @@ class Collection(Indexing, Searching):
         model: str | os.PathLike[str] | None = None,
         encoder: Encoder | None = None,
         keep_old: bool = False,
+        hybrid: bool | None = None,
         **index_options: Any,
     ) -> IndexReport:
         """Re-index the collection with another model, switching over only when it is complete.
@@ -258,6 +268,8 @@ class Collection(Indexing, Searching):
                 (only possible when no document was chunked).
             model, encoder: the new model (default: the packaged all-MiniLM-L6-v2).
             keep_old: keep the previous version's collection instead of deleting it after the switch.
+            hybrid: give the new version BM25 sparse vectors (True: upgrade a dense collection) or not
+                (False); None keeps what the current version has.
             index_options: passed to `index` (``batch_size``, ``progress``, ``on_invalid`` ...).
 
         Returns:
@@ -282,6 +294,7 @@ class Collection(Indexing, Searching):
             self.name, self.store, physical=new_physical, manifest=None, model=model, encoder=encoder,
             backend=self._backend, device=self._device,
         )
+        new._hybrid_new = self.hybrid if hybrid is None else bool(hybrid)
         try:
             report = new.index(documents, **index_options)
         except BaseException:

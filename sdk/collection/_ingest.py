@@ -25,6 +25,7 @@ from tamis._errors import (
     EmptyTextError,
 )
 from tamis.collection import _versions
+from tamis.collection._hybrid import sparse_manifest
 from tamis.collection._manifest import CollectionBase, new_manifest, now
 from tamis.collection._write import ProgressCallback, Todo, point_id, write
 from tamis.data import Chunker, Document, DocumentSource
@@ -74,6 +75,10 @@ class Indexing(CollectionBase):
     _model_arg: Any
     _backend: str
     _link_alias: bool
+    #: a new collection gets BM25 sparse vectors too (``open_collection(..., hybrid=True)``)
+    _hybrid_new: bool = False
+    hybrid: bool
+    bm25: Any
 
     def index(
         self,
@@ -137,7 +142,7 @@ class Indexing(CollectionBase):
             self._write_manifest()
         report.encoded = write(
             self.store, self.physical, enc, todo, batch_size=batch_size, encode_batch_size=encode_batch_size,
-            progress=progress,
+            progress=progress, sparse=self.bm25 if self.hybrid else None,
         )
         if stale:
             self.store.delete_points(self.physical, stale)
@@ -159,7 +164,12 @@ class Indexing(CollectionBase):
         if self.manifest is None:
             manifest = new_manifest(enc, chunker, model_source(self._model_arg, self._backend))
             manifest["ingest"] = {"state": "in_progress", "started": now()}
-            self.store.create_collection(self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest})
+            extra: dict[str, Any] = {}
+            if self._hybrid_new:  # dense + BM25 sparse vectors (tamis.collection._hybrid)
+                manifest["sparse"], extra["sparse"] = sparse_manifest(), True
+            self.store.create_collection(
+                self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest}, **extra
+            )
             self.manifest = manifest
             if self._link_alias:
                 # a crash right here leaves `<name>__v1` without its alias: open_collection adopts it

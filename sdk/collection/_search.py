@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tamis._errors import ConfigError, DimensionMismatchError
+from tamis.collection._hybrid import HybridSide, hybrid_search_fn, resolve_mode
 from tamis.collection._options import SearchOptions, options_of
 from tamis.collection._pipeline import Staging
 from tamis.collection._stages import Hit, SearchFn, SearchRequest
@@ -31,7 +32,7 @@ __all__ = ["Searching"]
 TOP_LEVEL_KEYS = {"doc_id", "chunk", "n_chunks", "title", "text", "hash"}
 
 
-class Searching(Staging):
+class Searching(HybridSide, Staging):
     """The search methods of `Collection`: each runs the collection's stages around the store query."""
 
     def store_filter(self, filter: Any) -> Any:
@@ -67,7 +68,8 @@ class Searching(Staging):
             >>> col.search("mango pie", k=3, filter={"lang": "en"}, min_relevance=0.7)  # doctest: +SKIP
         """
         options = options_of(options, kwargs)
-        return self.search_vectors(self.encode_queries([query]), k, options)[0]
+        sparse = self.sparse_queries([query], options.mode)
+        return self.search_vectors(self.encode_queries([query]), k, options, sparse_vectors=sparse)[0]
 
     def search_vector(
         self, vector: np.ndarray, k: int = 10, options: SearchOptions | None = None, **kwargs: Any
@@ -88,8 +90,9 @@ class Searching(Staging):
         options = options_of(options, kwargs)
         out: list[list[Hit]] = []
         for start in range(0, len(queries), batch_size):
-            vecs = self.encode_queries(list(queries[start : start + batch_size]), batch_size=batch_size)
-            out.extend(self.search_vectors(vecs, k, options))
+            part = list(queries[start : start + batch_size])
+            vecs = self.encode_queries(part, batch_size=batch_size)
+            out.extend(self.search_vectors(vecs, k, options, sparse_vectors=self.sparse_queries(part, options.mode)))
         return out
 
     def search_vectors(
@@ -99,20 +102,28 @@ class Searching(Staging):
         options: SearchOptions | None = None,
         *,
         score_thresholds: Sequence[float | None] | None = None,
+        sparse_vectors: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> list[list[Hit]]:
         """Search many query vectors at once; hits are collapsed to one per document.
 
         The collection's query-time stages (the relevance filter of a calibrated collection) run
         around the store query; see `search` for ``options``. ``score_thresholds`` gives each
-        query its own cosine cutoff, instead of one ``score_threshold`` for all.
+        query its own cosine cutoff, instead of one ``score_threshold`` for all. ``sparse_vectors``:
+        the BM25 query vectors (``collection.bm25.embed_queries(texts)``) that ``mode="sparse"`` and
+        ``"hybrid"`` need.
         """
         manifest = self._require()
+        options = options_of(options, kwargs)
         request = build_request(
-            vectors, k, options_of(options, kwargs), dim=manifest["dim"], collection=self.name,
-            score_thresholds=score_thresholds,
+            vectors, k, options, dim=manifest["dim"], collection=self.name, score_thresholds=score_thresholds,
+        ).replace(
+            mode=resolve_mode(options.mode, manifest, self.name), sparse=sparse_vectors,
+            fusion=options.fusion, rrf_k=options.rrf_k,
         )
-        search = store_search(self.store, self.physical, chunked=bool(manifest.get("chunked")))
+        chunked = bool(manifest.get("chunked"))
+        search = store_search(self.store, self.physical, chunked=chunked)
+        search = hybrid_search_fn(self.store, self.physical, search, chunked=chunked, collapse=_collapse)
         return self._stage_pipeline()(request, search)
 
 
