@@ -38,8 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, OUT, machine, save_json  # noqa: E402
 from _encode_cache import load_encoder_fast  # noqa: E402
 
-from tamis.calibration import CalibrationData, CosineAdapter, HybridAdapter, HybridCalibrationData  # noqa: E402
-from tamis.calibration import choose_threshold, metrics_at  # noqa: E402
+from tamis.calibration import (  # noqa: E402  # noqa: E402
+    CalibrationData,
+    CosineAdapter,
+    HybridAdapter,
+    HybridCalibrationData,
+    choose_threshold,
+    metrics_at,
+)
 from tamis.data import load_beir, load_beir_queries, load_qrels  # noqa: E402
 from tamis.evaluation import average_precision, ir_metrics, plot_pr_curves, pr_curve  # noqa: E402
 from tamis.stores import Bm25Encoder, HybridQuery, StorePoint  # noqa: E402

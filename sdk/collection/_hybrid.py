@@ -41,11 +41,12 @@ def sparse_manifest() -> dict[str, Any]:
     return {"name": SPARSE_NAME, "model": "qdrant_edge.Bm25", "settings": dict(BM25_DEFAULTS), "modifier": "idf"}
 
 
-def resolve_mode(mode: str | None, manifest: Mapping[str, Any], collection: str) -> str:
-    """The search mode: ``mode``, or the collection's default (``"hybrid"`` when it holds sparse vectors)."""
+def resolve_mode(mode: str | None, manifest: Mapping[str, Any], collection: str, *, sparse_given: bool) -> str:
+    """The search mode: ``mode``, or the collection's default: ``"hybrid"`` when it holds sparse vectors and
+    the search has the query's BM25 vector (a search by text), else ``"dense"`` (a search by vector only)."""
     hybrid = bool(manifest.get("sparse"))
     if mode is None:
-        return "hybrid" if hybrid else "dense"
+        return "hybrid" if hybrid and sparse_given else "dense"
     if mode != "dense" and not hybrid:
         raise ConfigError(
             f"mode={mode!r} needs BM25 sparse vectors; collection {collection!r} is dense-only. Re-index it "

@@ -111,14 +111,15 @@ class Searching(HybridSide, Staging):
         around the store query; see `search` for ``options``. ``score_thresholds`` gives each
         query its own cosine cutoff, instead of one ``score_threshold`` for all. ``sparse_vectors``:
         the BM25 query vectors (``collection.bm25.embed_queries(texts)``) that ``mode="sparse"`` and
-        ``"hybrid"`` need.
+        ``"hybrid"`` need; without them the default mode is ``"dense"``.
         """
         manifest = self._require()
         options = options_of(options, kwargs)
         request = build_request(
             vectors, k, options, dim=manifest["dim"], collection=self.name, score_thresholds=score_thresholds,
         ).replace(
-            mode=resolve_mode(options.mode, manifest, self.name), sparse=sparse_vectors,
+            mode=resolve_mode(options.mode, manifest, self.name, sparse_given=sparse_vectors is not None),
+            sparse=sparse_vectors,
             fusion=options.fusion, rrf_k=options.rrf_k,
         )
         chunked = bool(manifest.get("chunked"))

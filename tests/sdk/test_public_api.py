@@ -157,6 +157,7 @@ EXPECTED: dict[str, list[str]] = {
         "average_precision",
         "evaluate_collection",
         "evaluate_filtering",
+        "evaluate_hybrid",
         "evaluate_model",
         "exact_search",
         "exact_top_k",
