@@ -69,7 +69,7 @@ class Searching(HybridSide, Staging):
         """
         options = options_of(options, kwargs)
         sparse = self.sparse_queries([query], options.mode)
-        return self.search_vectors(self.encode_queries([query]), k, options, sparse_vectors=sparse)[0]
+        return self.search_vectors(self.encode_queries([query]), k, options, sparse_vectors=sparse, query_texts=[query])[0]
 
     def search_vector(
         self, vector: np.ndarray, k: int = 10, options: SearchOptions | None = None, **kwargs: Any
@@ -92,7 +92,9 @@ class Searching(HybridSide, Staging):
         for start in range(0, len(queries), batch_size):
             part = list(queries[start : start + batch_size])
             vecs = self.encode_queries(part, batch_size=batch_size)
-            out.extend(self.search_vectors(vecs, k, options, sparse_vectors=self.sparse_queries(part, options.mode)))
+            out.extend(self.search_vectors(
+                vecs, k, options, sparse_vectors=self.sparse_queries(part, options.mode), query_texts=part
+            ))
         return out
 
     def search_vectors(
@@ -103,6 +105,7 @@ class Searching(HybridSide, Staging):
         *,
         score_thresholds: Sequence[float | None] | None = None,
         sparse_vectors: Sequence[Any] | None = None,
+        query_texts: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> list[list[Hit]]:
         """Search many query vectors at once; hits are collapsed to one per document.
@@ -111,7 +114,8 @@ class Searching(HybridSide, Staging):
         around the store query; see `search` for ``options``. ``score_thresholds`` gives each
         query its own cosine cutoff, instead of one ``score_threshold`` for all. ``sparse_vectors``:
         the BM25 query vectors (``collection.bm25.embed_queries(texts)``) that ``mode="sparse"`` and
-        ``"hybrid"`` need; without them the default mode is ``"dense"``.
+        ``"hybrid"`` need; without them the default mode is ``"dense"``. ``query_texts``: the queries'
+        texts, for stages that read them (``rerank``).
         """
         manifest = self._require()
         options = options_of(options, kwargs)
@@ -119,7 +123,7 @@ class Searching(HybridSide, Staging):
             vectors, k, options, dim=manifest["dim"], collection=self.name, score_thresholds=score_thresholds,
         ).replace(
             mode=resolve_mode(options.mode, manifest, self.name, sparse_given=sparse_vectors is not None),
-            sparse=sparse_vectors,
+            sparse=sparse_vectors, texts=None if query_texts is None else list(query_texts),
             fusion=options.fusion, rrf_k=options.rrf_k,
         )
         chunked = bool(manifest.get("chunked"))

@@ -100,6 +100,8 @@ class SearchRequest:
             how many candidates each side prefetches (None: max(k, 100)).
         formulas: one `tamis.stores.RelevanceFormula` per query for ``fusion="formula"``; the
             thresholds then apply to its value.
+        texts: the query texts of a search by text (`Collection.search`, `search_batch`), for stages that
+            read them (the ``rerank`` stage's cross-encoder); None for a search by vector.
     """
 
     vectors: np.ndarray
@@ -115,6 +117,7 @@ class SearchRequest:
     rrf_k: int = 60
     prefetch: int | None = None
     formulas: Sequence[Any] | None = None
+    texts: Sequence[str] | None = None
 
     def replace(self, **changes: Any) -> SearchRequest:
         """A copy with ``changes`` (the same field names)."""
