@@ -52,8 +52,11 @@ from tamis.stores import Bm25Encoder, HybridQuery, StorePoint  # noqa: E402
 
 K = 100
 TARGET_RECALL = 0.9
+MAX_TRAIN = 4000
 FOLDERS = {"python-faq": DATA / "python-faq", "wordnet-reverse-dictionary": DATA / "wordnet-reverse-dictionary",
            "manpages": OUT / "manpages"}
+#: precomputed document vectors to reuse (benchmarks/out/<file>), checked against the encoder on a sample
+DOC_VECTORS = {"wordnet-reverse-dictionary": "wordnet-docs-minilm.npz"}
 
 
 def encoded(name: str, enc=None):
@@ -61,18 +64,42 @@ def encoded(name: str, enc=None):
     folder = FOLDERS[name]
     docs = list(load_beir(folder))
     queries = load_beir_queries(folder)
-    qids = sorted(queries)
+    wanted = {q for ids in splits(name).values() for q in ids}
+    qids = sorted(q for q in queries if q in wanted)
     cache = OUT / f"hybrid-{name}.npz"
     if cache.exists():
         z = np.load(cache)
         if len(z["docs"]) == len(docs) and len(z["queries"]) == len(qids):
             return docs, queries, z["docs"], qids, z["queries"]
     enc = enc or load_encoder_fast()
-    dv = enc.encode([d.embed_text for d in docs], kind="document", batch_size=128)
+    reuse = OUT / DOC_VECTORS.get(name, "-")
+    if reuse.is_file() and len(np.load(reuse)["docs"]) == len(docs):
+        # document vectors encoded by the same code path (load_encoder_fast, load_beir's order and
+        # embed_text) in another benchmark; checked here on a sample before use
+        dv = np.load(reuse)["docs"]
+        sample = np.random.default_rng(0).choice(len(docs), 32, replace=False)
+        mine = enc.encode([docs[i].embed_text for i in sample], kind="document", batch_size=32)
+        agree = float(np.min(np.sum(mine * dv[sample], axis=1)))
+        if agree < 0.999:
+            raise SystemExit(f"{reuse} does not match this encoder (min cosine {agree:.4f}); delete it")
+    else:
+        dv = enc.encode([d.embed_text for d in docs], kind="document", batch_size=128)
     qv = enc.encode([queries[q] for q in qids], kind="query", batch_size=128)
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez(cache, docs=dv, queries=qv)
     return docs, queries, dv, qids, qv
+
+
+def splits(name: str) -> dict[str, list[str]]:
+    """The judged query ids of each split (train cut to `MAX_TRAIN` queries, in file order)."""
+    folder = FOLDERS[name]
+    out = {}
+    for split in ("train", "dev", "test"):
+        if (folder / "qrels" / f"{split}.tsv").is_file():
+            out[split] = list(load_qrels(folder, split))
+    if "train" in out:
+        out["train"] = out["train"][:MAX_TRAIN]
+    return out
 
 
 def build(path: Path, docs, dv, *, sparse: bool = True):
@@ -235,13 +262,9 @@ def quality(name: str) -> dict:
             hybrid_info = {"tau_per_fold": [t["calibrated hybrid"] for t in taus_all]}
         else:
             qrels = {}
-            split_ids = {}
             for split in ("train", "dev", "test"):
-                qr = load_qrels(folder, split)
-                qrels.update(qr)
-                split_ids[split] = [q for q in qids if q in qr]
-            if len(split_ids["train"]) > 4000:
-                split_ids["train"] = split_ids["train"][:4000]
+                qrels.update(load_qrels(folder, split))
+            split_ids = {s: [q for q in ids if q in pos] for s, ids in splits(name).items()}
             part = {s: [pos[q] for q in v] for s, v in split_ids.items()}
             hybrid, dense, cos_tau, rrf_tau = fit_methods(
                 split_ids["train"], qv[part["train"]], subset(rank, part["train"]),

@@ -29,7 +29,15 @@ from tamis.cli._app import (
     err,
     out,
 )
-from tamis.cli._hybrid import calibrate_hybrid_step, hybrid_eval, hybrid_line, hybrid_table
+from tamis.cli._hybrid import (
+    RerankOpt,
+    RerankTopNOpt,
+    calibrate_hybrid_step,
+    hybrid_eval,
+    hybrid_line,
+    hybrid_table,
+    rerank_step,
+)
 
 
 def _features(features: str) -> dict[str, bool]:
@@ -72,6 +80,8 @@ def calibrate(
     encoder_url: EncoderUrlOpt = None,
     encoder_api_key: EncoderApiKeyOpt = None,
     verbose: VerboseOpt = False,
+    rerank: RerankOpt = None,
+    rerank_top_n: RerankTopNOpt = 30,
 ) -> None:
     """Train a Cosine Adapter on a collection from BEIR qrels and store it with the collection.
 
@@ -103,6 +113,10 @@ def calibrate(
                     target_recall=target_recall, target_precision=target_precision,
                     method="conformal" if conformal else "empirical", candidates=candidates, seed=seed,
                 )
+                rerank_report = rerank_step(
+                    col, rerank, queries, dev_r or qrels, top_n=rerank_top_n, target_recall=target_recall,
+                    target_precision=target_precision, device=device,
+                )
             if save is not None:
                 adapter.save(save)
     except TamisError as exc:
@@ -110,7 +124,7 @@ def calibrate(
         return
     report = {"collection": collection, "adapter": repr(adapter), "threshold": adapter.threshold_report,
               "training": adapter.extra.get("training"), "saved": None if save is None else str(save),
-              "hybrid": hybrid_report}
+              "hybrid": hybrid_report, "rerank": rerank_report}
     if json_out:
         out.print_json(json.dumps(report, default=str))
         return

@@ -30,7 +30,7 @@ from tamis.cli._app import (
     app,
     out,
 )
-from tamis.cli._hybrid import FusionOpt, HybridOpt, ModeOpt, search_options
+from tamis.cli._hybrid import FusionOpt, HybridOpt, ModeOpt, NoRerankOpt, search_options
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -128,6 +128,7 @@ def search(
     verbose: VerboseOpt = False,
     mode: ModeOpt = None,
     fusion: FusionOpt = None,
+    no_rerank: NoRerankOpt = False,
 ) -> None:
     """Search a collection with one query, or a batch of queries (--queries) as JSON lines."""
     _setup_logging(verbose)
@@ -150,7 +151,7 @@ def search(
                    backend=backend, device=device,
                    encoder_url=encoder_url, encoder_api_key=encoder_api_key) as col:
             opts = dict(filter=flt, score_threshold=score_threshold, hnsw_ef=hnsw_ef, exact=exact,
-                        relevance_filter=not no_filter, min_relevance=min_relevance, **search_options(mode, fusion))
+                        relevance_filter=not no_filter, min_relevance=min_relevance, **search_options(mode, fusion, no_rerank))
             if query is not None:
                 hits = col.search(query, k, **opts)
                 if json_out:

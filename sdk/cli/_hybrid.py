@@ -23,9 +23,10 @@ FusionOpt = Annotated[
 ]
 
 
-def search_options(mode: str | None, fusion: str | None) -> dict[str, Any]:
-    """The search keyword arguments of ``--mode`` / ``--fusion`` (nothing when not given)."""
-    return {k: v for k, v in (("mode", mode), ("fusion", fusion)) if v is not None}
+def search_options(mode: str | None, fusion: str | None, no_rerank: bool = False) -> dict[str, Any]:
+    """The search keyword arguments of ``--mode`` / ``--fusion`` / ``--no-rerank`` (nothing when not given)."""
+    given = {k: v for k, v in (("mode", mode), ("fusion", fusion)) if v is not None}
+    return {**given, "rerank": False} if no_rerank else given
 
 
 def calibrate_hybrid_step(
@@ -73,3 +74,21 @@ def hybrid_table(rows: Mapping[str, Mapping[str, float]], k: int) -> Any:
     for method, row in rows.items():
         table.add_row(method, *("" if key not in row else f"{row[key]:.4f}" for key, _ in cols))
     return table
+
+
+RerankOpt = Annotated[
+    str | None,
+    typer.Option("--rerank", help="Also calibrate this cross-encoder (folder, hub name or /rerank server URL) as the rerank stage."),
+]
+RerankTopNOpt = Annotated[int, typer.Option("--rerank-top-n", help="Candidates the reranker re-scores.")]
+NoRerankOpt = Annotated[bool, typer.Option("--no-rerank", help="Skip the collection's rerank stage.")]
+
+
+def rerank_step(col: Any, model: str | None, queries: Mapping[str, str], qrels: Any, **options: Any) -> dict[str, Any] | None:
+    """With ``--rerank MODEL``: calibrate it on the collection and store the ``rerank`` stage; its report."""
+    if model is None:
+        return None
+    from tamis.calibration import calibrate_rerank
+
+    settings = calibrate_rerank(col, model, queries, qrels, **options)
+    return {"model": settings["model"], "platt": settings["platt"], "threshold": settings["threshold_report"]}

@@ -43,6 +43,7 @@ def col(tmp_path):
     c.close()
 
 
+@pytest.mark.slow
 def test_rerank_stage_rescores_calibrates_and_cuts(col, reranker):
     from sentence_transformers import CrossEncoder
 

@@ -34,6 +34,7 @@ def beir(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_hybrid_cli_end_to_end(tmp_path, beir):
     data = tmp_path / "data"
     res = runner.invoke(app, ["index", str(beir), "-c", "h", "--path", str(data), "--hybrid", *FAKE_MODEL])
