@@ -62,12 +62,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from tamis._errors import ConfigError
+from tamis.adapters._lc_modes import RetrievalMode, mode_value
 from tamis.collection import Collection, Hit, open_collection
 from tamis.encoders import Encoder, load_encoder
 from tamis.serving import MicroBatcher
 from tamis.stores import check_search_args
 
-__all__ = ["TamisEmbeddings", "TamisRetriever"]
+__all__ = ["RetrievalMode", "TamisEmbeddings", "TamisRetriever"]
 
 #: names of the `open_collection` options a retriever built from a collection name accepts
 _OPEN_OPTIONS = ("path", "url", "api_key", "location", "store", "model", "encoder", "encoder_url",
@@ -117,6 +118,8 @@ class TamisRetriever(BaseRetriever):
     """A relevance threshold instead of the collection's calibrated one (calibrated collections only)."""
     relevance_filter: bool = True
     """``False``: ignore the calibrated threshold (relevance is still reported)."""
+    mode: RetrievalMode | None = None
+    """``DENSE``, ``SPARSE`` or ``HYBRID`` (hybrid collections; None: the collection's default)."""
     path: str | None = None
     """Data directory of the embedded store (default ``$TAMIS_HOME``)."""
     url: str | None = None
@@ -201,11 +204,11 @@ class TamisRetriever(BaseRetriever):
 
     # -- the shared, I/O-free parts -------------------------------------------------------------
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(kwargs) - {"k", "filter", "score_threshold", "min_relevance", "relevance_filter"}
+        unknown = set(kwargs) - {"k", "filter", "score_threshold", "min_relevance", "relevance_filter", "mode"}
         if unknown:
             raise ConfigError(
                 f"unknown search option(s) {sorted(unknown)}; use k, filter, score_threshold, "
-                "min_relevance, relevance_filter"
+                "min_relevance, relevance_filter, mode"
             )
         opts = {
             "k": kwargs.get("k", self.k),
@@ -213,6 +216,7 @@ class TamisRetriever(BaseRetriever):
             "score_threshold": kwargs.get("score_threshold", self.score_threshold),
             "min_relevance": kwargs.get("min_relevance", self.min_relevance),
             "relevance_filter": kwargs.get("relevance_filter", self.relevance_filter),
+            "mode": mode_value(kwargs.get("mode", self.mode)),
         }
         check_search_args(opts["k"])
         return opts
@@ -223,6 +227,7 @@ class TamisRetriever(BaseRetriever):
         return {
             "filter": opts["filter"], "score_threshold": opts["score_threshold"],
             "min_relevance": opts["min_relevance"], "relevance_filter": False if not opts["relevance_filter"] else None,
+            "mode": opts["mode"],
         }
 
     @staticmethod
@@ -234,7 +239,7 @@ class TamisRetriever(BaseRetriever):
                 metadata={
                     **dict(h.metadata), "id": h.id, "score": float(h.score),
                     "relevance": None if h.relevance is None else float(h.relevance),
-                    "title": h.title, "chunk": h.chunk,
+                    "title": h.title, "chunk": h.chunk, "sparse_score": h.sparse_score,
                 },
             )
             for h in hits
@@ -245,8 +250,8 @@ class TamisRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         opts = self._options(kwargs)
-        vec = self._col.encode_queries([query])
-        hits = self._col.search_vectors(vec, opts["k"], **self._search_kwargs(opts))[0]
+        vec, sparse = self._col.encode_queries([query]), self._col.sparse_queries([query], opts["mode"])
+        hits = self._col.search_vectors(vec, opts["k"], sparse_vectors=sparse, **self._search_kwargs(opts))[0]
         return self._documents(hits)
 
     # -- async --------------------------------------------------------------------------------
@@ -255,15 +260,17 @@ class TamisRetriever(BaseRetriever):
         group of queries sharing the same options in one store call."""
         texts = [q for q, _ in items if isinstance(q, str)]
         encoded = iter(self._col.encode_queries(texts, batch_size=self.encode_batch_size) if texts else [])
-        vectors = [next(encoded) if isinstance(q, str) else q for q, _ in items]
+        vectors = [next(encoded) if isinstance(q, str) else q[0] for q, _ in items]
+        queries = [q if isinstance(q, str) else q[1] for q, _ in items]
         groups: dict[str, list[int]] = {}
         for i, (_, key) in enumerate(items):
             groups.setdefault(key, []).append(i)
         out: list[list[Hit]] = [[] for _ in items]
         for key, idx in groups.items():
             opts = json.loads(key)
+            sparse = self._col.sparse_queries([queries[i] for i in idx], opts["mode"])
             hits = self._col.search_vectors(
-                np.stack([vectors[i] for i in idx]), opts["k"], **self._search_kwargs(opts)
+                np.stack([vectors[i] for i in idx]), opts["k"], sparse_vectors=sparse, **self._search_kwargs(opts)
             )
             for i, h in zip(idx, hits, strict=True):
                 out[i] = h
@@ -282,7 +289,7 @@ class TamisRetriever(BaseRetriever):
         item: Any = query
         aencode = getattr(self._col.encoder, "aencode", None)
         if aencode is not None:  # a remote encoder: embed with non-blocking I/O
-            item = (await aencode([query], kind="query"))[0]
+            item = ((await aencode([query], kind="query"))[0], query)
         hits = await self._batcher.submit((item, key))
         return self._documents(hits)
 

@@ -40,6 +40,7 @@ from tamis._errors import (
     StoreError,
 )
 from tamis.adapters._qdrant_connect import connect, is_conflict, store_error
+from tamis.adapters._qdrant_hybrid import QdrantHybrid, hybrid_batch, sparse_config
 from tamis.stores import (
     DEFAULT_HNSW_EF_CONSTRUCT,
     DEFAULT_HNSW_M,
@@ -61,7 +62,7 @@ METADATA_KEY = "tamis"
 _DISTANCE = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 
 
-class QdrantClientStore(BaseStore):
+class QdrantClientStore(QdrantHybrid, BaseStore):
     """tamis collections through ``qdrant-client``: a server, Qdrant Cloud, or the client's local mode.
 
     Args:
@@ -175,7 +176,9 @@ class QdrantClientStore(BaseStore):
             return True
         return self._resolve_alias(name) is not None
 
-    def _create_collection(self, name: str, dim: int, distance: str, metadata: dict[str, Any]) -> None:
+    def _create_collection(
+        self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False
+    ) -> None:
         if self._collection_exists(name):
             raise CollectionExistsError(
                 f"collection or alias {name!r} exists already in Qdrant at {self._where!r}; open it, "
@@ -188,6 +191,7 @@ class QdrantClientStore(BaseStore):
                 self._client.create_collection,
                 name,
                 vectors_config=models.VectorParams(size=dim, distance=_DISTANCE[distance]),
+                sparse_vectors_config=sparse_config() if sparse else None,
                 hnsw_config=self._hnsw,
                 metadata={METADATA_KEY: metadata},
             )
@@ -273,10 +277,13 @@ class QdrantClientStore(BaseStore):
         return self._point_dim(name) if self._local else (name, None)
 
     def _upsert(
-        self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
+        self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
+        sparse: list[Any] | None = None,
     ) -> None:
         """One request (``wait=True``): one write on a server; local mode commits each point separately."""
-        batch = models.Batch(ids=ids, vectors=vectors.tolist(), payloads=payloads)
+        batch: Any = hybrid_batch(ids, vectors, payloads, sparse) if sparse is not None else models.Batch(
+            ids=ids, vectors=vectors.tolist(), payloads=payloads
+        )
         self._call("upsert into", target, self._client.upsert, target, points=batch, wait=True)
 
     def _retrieve(self, name: str, ids: list[str], *, with_payload: bool, with_vectors: bool) -> list[Record]:

@@ -51,11 +51,13 @@ import qdrant_edge as _qe
 
 from tamis._errors import CollectionExistsError, CollectionNotFoundError, ConfigError, StoreError
 from tamis.adapters._edge_files import FORMAT, Layout
+from tamis.adapters._edge_hybrid import EdgeHybrid, hybrid_config, hybrid_points
 from tamis.adapters._edge_query import edge_filter, query_request
 from tamis.adapters._edge_shards import OpenShard, SharedShards, check_indexing_threshold, edge_config
 from tamis.stores import (
     DEFAULT_HNSW_EF_CONSTRUCT,
     DEFAULT_HNSW_M,
+    SPARSE_NAME,
     BaseStore,
     Record,
     ScoredPoint,
@@ -69,7 +71,7 @@ from tamis.stores import (
 __all__ = ["EdgeStore"]
 
 
-class EdgeStore(BaseStore):
+class EdgeStore(EdgeHybrid, BaseStore):
     """Collections in a local folder, served by the embedded Qdrant Edge engine (HNSW, no server).
 
     Every `EdgeStore` of the process on one folder shares the opened collections with the others;
@@ -180,9 +182,13 @@ class EdgeStore(BaseStore):
             return False
         return True
 
-    def _create_collection(self, name: str, dim: int, distance: str, metadata: dict[str, Any]) -> None:
+    def _create_collection(
+        self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False
+    ) -> None:
         """Built in a hidden sibling folder and renamed into place: a failure leaves nothing behind."""
         info = {"format": FORMAT, "dim": dim, "distance": distance, "metadata": metadata}
+        if sparse:  # a hybrid collection (tamis.adapters._edge_hybrid)
+            info["sparse"] = SPARSE_NAME
         files = self._files
         with self._lock:
             self._check_open()
@@ -196,6 +202,7 @@ class EdgeStore(BaseStore):
                     f"{name!r} is an alias in {str(self.path)!r}; pick another name or delete_alias({name!r})"
                 )
             config = self._new_config(dim, distance)
+            config = hybrid_config(config) if sparse else config
             try:
                 files.build(
                     name, info, lambda shard_dir: _qe.EdgeShard.create(str(shard_dir), config).close()
@@ -271,13 +278,14 @@ class EdgeStore(BaseStore):
         return physical, opened.dim
 
     def _upsert(
-        self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]
+        self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
+        sparse: list[Any] | None = None,
     ) -> None:
         """ONE engine update: after a crash all of the points are there, or none."""
         self._files.require_free_to_write(target, vectors.nbytes + len(json.dumps(payloads)))
         edge_points = [
             _qe.Point(i, row, p) for i, row, p in zip(ids, vectors.tolist(), payloads, strict=True)
-        ]
+        ] if sparse is None else hybrid_points(ids, vectors, payloads, sparse)
         self._write("upsert into", target, "update", _qe.UpdateOperation.upsert_points(edge_points))
 
     def _retrieve(self, name: str, ids: list[str], *, with_payload: bool, with_vectors: bool) -> list[Record]:

@@ -63,6 +63,8 @@ class RelevanceFilter:
         return cls(CosineAdapter.from_dict(settings["adapter"], fingerprint=fingerprint))
 
     def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
+        if request.mode != "dense":  # the Cosine Adapter calibrates cosines; a hybrid search has its own stage
+            return search(request)
         opts = request.options
         tau = self.adapter.tau(opts["min_relevance"]) if opts.get("min_relevance") is not None else self.threshold
         w = self.adapter.config.window

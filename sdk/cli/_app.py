@@ -87,6 +87,7 @@ def _open(
     name: str, *, path: Path | None, url: str | None, api_key: str | None, store: str | None,
     model: str | None, backend: str, device: str, create: bool = False,
     encoder_url: str | None = None, encoder_api_key: str | None = None, encoder_options: dict[str, Any] | None = None,
+    hybrid: bool = False,
 ) -> Any:
     from tamis.collection import open_collection
 
@@ -97,7 +98,7 @@ def _open(
     return open_collection(
         name, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device, create=create,
         encoder_url=encoder_url, encoder_api_key=encoder_api_key if encoder_url else None,
-        encoder_options=encoder_options or None,
+        encoder_options=encoder_options or None, hybrid=hybrid,
     )
 
 

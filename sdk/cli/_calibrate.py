@@ -33,6 +33,15 @@ from tamis.cli._app import (
     err,
     out,
 )
+from tamis.cli._hybrid import (
+    RerankOpt,
+    RerankTopNOpt,
+    calibrate_hybrid_step,
+    hybrid_eval,
+    hybrid_line,
+    hybrid_table,
+    rerank_step,
+)
 
 
 def _features(features: str) -> dict[str, bool]:
@@ -82,6 +91,8 @@ def calibrate(
     timeout: EncoderTimeoutOpt = None,
     retries: EncoderRetriesOpt = None,
     verbose: VerboseOpt = False,
+    rerank: RerankOpt = None,
+    rerank_top_n: RerankTopNOpt = 30,
 ) -> None:
     """Train a Cosine Adapter on a collection from BEIR qrels and store it with the collection.
 
@@ -118,13 +129,23 @@ def calibrate(
                     method="conformal" if conformal else "empirical", config=cfg,
                     replace="always" if force else "if_better",
                 )
+                hybrid_report = calibrate_hybrid_step(  # a hybrid collection: its hybrid adapter too
+                    col, {q: t for q, t in queries.items() if q in qrels}, qrels, dev_q, dev_r,
+                    target_recall=target_recall, target_precision=target_precision,
+                    method="conformal" if conformal else "empirical", candidates=candidates, seed=seed,
+                )
+                rerank_report = rerank_step(
+                    col, rerank, queries, dev_r or qrels, top_n=rerank_top_n, target_recall=target_recall,
+                    target_precision=target_precision, device=device,
+                )
             if save is not None:
                 adapter.save(save)
     except TamisError as exc:
         _fail(exc)
         return
     report = {"collection": collection, "adapter": repr(adapter), "threshold": adapter.threshold_report,
-              "training": adapter.extra.get("training"), "saved": None if save is None else str(save)}
+              "training": adapter.extra.get("training"), "saved": None if save is None else str(save),
+              "hybrid": hybrid_report, "rerank": rerank_report}
     if json_out:
         out.print_json(json.dumps(report, default=str))
         return
@@ -136,7 +157,7 @@ def calibrate(
         f"  threshold τ={t['threshold']:.4f} ({t['method']}) on {t['queries']:,} dev queries: "
         f"precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 {t['f1']:.3f}, "
         f"{t.get('kept_per_query', 0):.1f} documents kept per query, {t['empty_share']:.1%} answered empty"
-        + (f"\n  saved to {save}" if save else ""),
+        + (f"\n  saved to {save}" if save else "") + hybrid_line(hybrid_report),
         highlight=False,
     )
 
@@ -225,6 +246,7 @@ def eval_(
             png = plot or (Path(f"tamis-eval-{collection}-{split}.png") if calibrated else None)
             with err.status(f"evaluating {collection} on {len(queries):,} {split} queries ..."):
                 result = evaluate_collection(col, queries, qrels, k=k, plot=png)
+                result["hybrid"] = hybrid_eval(col, queries, qrels, k=k, plot=plot or Path(f"tamis-eval-{collection}-{split}.png"))
     except TamisError as exc:
         _fail(exc)
         return
@@ -238,6 +260,8 @@ def eval_(
         + ", ".join(f"{name} {r[name]:.4f}" for name in ("nDCG@10", "Recall@10", "Recall@100", "MRR@10")),
         highlight=False,
     )
+    if result["hybrid"]:
+        out.print(hybrid_table(result["hybrid"], k))
     if not result["filtering"]:
         out.print("[yellow]not calibrated[/]: run `tamis calibrate` for relevance-filtering metrics")
         return

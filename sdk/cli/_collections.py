@@ -34,6 +34,7 @@ from tamis.cli._app import (
     err,
     out,
 )
+from tamis.cli._hybrid import FusionOpt, HybridOpt, ModeOpt, NoRerankOpt, search_options
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -61,6 +62,7 @@ def index(
     timeout: EncoderTimeoutOpt = None,
     retries: EncoderRetriesOpt = None,
     verbose: VerboseOpt = False,
+    hybrid: HybridOpt = False,
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
     _setup_logging(verbose)
@@ -75,7 +77,7 @@ def index(
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=model,
                    backend=backend, device=device,
                    encoder_url=encoder_url, encoder_api_key=encoder_api_key,
-                   encoder_options=encoder_options(timeout, retries), create=True) as col, _progress() as bar:
+                   encoder_options=encoder_options(timeout, retries), create=True, hybrid=hybrid) as col, _progress() as bar:
             task = bar.add_task(f"indexing into {collection}", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -133,6 +135,9 @@ def search(
     timeout: EncoderTimeoutOpt = None,
     retries: EncoderRetriesOpt = None,
     verbose: VerboseOpt = False,
+    mode: ModeOpt = None,
+    fusion: FusionOpt = None,
+    no_rerank: NoRerankOpt = False,
 ) -> None:
     """Search a collection with one query, or a batch of queries (--queries) as JSON lines."""
     _setup_logging(verbose)
@@ -156,7 +161,7 @@ def search(
                    encoder_url=encoder_url, encoder_api_key=encoder_api_key,
                    encoder_options=encoder_options(timeout, retries)) as col:
             opts = dict(filter=flt, score_threshold=score_threshold, hnsw_ef=hnsw_ef, exact=exact,
-                        relevance_filter=not no_filter, min_relevance=min_relevance)
+                        relevance_filter=not no_filter, min_relevance=min_relevance, **search_options(mode, fusion, no_rerank))
             if query is not None:
                 hits = col.search(query, k, **opts)
                 if json_out:
@@ -282,8 +287,11 @@ def reindex(
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
     verbose: VerboseOpt = False,
+    hybrid: HybridOpt = False,
 ) -> None:
-    """Re-index a collection with a new model: built next to the old version, switched atomically when complete."""
+    """Re-index a collection with a new model: built next to the old version, switched atomically when complete.
+
+    With --hybrid the new version stores BM25 sparse vectors too (upgrading a dense collection)."""
     _setup_logging(verbose)
     try:
         source = None
@@ -296,7 +304,7 @@ def reindex(
             old = col.physical
             task = bar.add_task(f"re-indexing {collection}", total=None)
             report = col.reindex(
-                source, model=model, keep_old=keep_old,
+                source, model=model, keep_old=keep_old, hybrid=True if hybrid else None,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except TamisError as exc:

@@ -48,6 +48,7 @@ def open_collection(
     device: str = "auto",
     create: bool = False,
     server: str | None = None,
+    hybrid: bool = False,
 ) -> Collection:
     """Open (or, with ``create=True``, prepare) the collection ``name``.
 
@@ -66,6 +67,8 @@ def open_collection(
         server: the URL of a ``tamis serve -c NAME`` that serves the collection: returns a
             `tamis.collection.RemoteCollection` (the same search API, over HTTP), the way for several
             processes to share one embedded collection; ``api_key`` is then the server's key.
+        hybrid: a new collection stores each chunk's BM25 sparse vector too, for ``mode="sparse"`` and
+            ``"hybrid"`` searches (an existing dense one is upgraded by ``reindex(hybrid=True)``).
 
     Raises:
         CollectionNotFoundError: no such collection and ``create`` is false.
@@ -112,6 +115,12 @@ def open_collection(
         # a new collection is version 1 behind the alias `name` from the start, so that every
         # re-index is a pure alias switch; `index` creates both
         col._link_alias = physical is None
+        col._hybrid_new = bool(hybrid)
+        if hybrid and manifest is not None and not manifest.get("sparse"):
+            raise ConfigError(
+                f"collection {name!r} exists and is dense-only; upgrade it with Collection.reindex(hybrid=True) "
+                f"(`tamis reindex {name} --hybrid`)"
+            )
         if manifest is not None and (model is not None or encoder is not None):
             col._check_encoder(col.encoder)
         return col
@@ -308,6 +317,7 @@ class Collection(Indexing, Searching):
         model: str | os.PathLike[str] | None = None,
         encoder: Encoder | None = None,
         keep_old: bool = False,
+        hybrid: bool | None = None,
         **index_options: Any,
     ) -> IndexReport:
         """Re-index the collection with another model, switching over only when it is complete.
@@ -331,6 +341,8 @@ class Collection(Indexing, Searching):
                 (only possible when no document was chunked).
             model, encoder: the new model (default: the packaged all-MiniLM-L6-v2).
             keep_old: keep the previous version's collection instead of deleting it after the switch.
+            hybrid: give the new version BM25 sparse vectors (True: upgrade a dense collection) or not
+                (False); None keeps what the current version has.
             index_options: passed to `index` (``batch_size``, ``progress``, ``on_invalid`` ...).
 
         Returns:
@@ -352,6 +364,7 @@ class Collection(Indexing, Searching):
             documents = stored_documents(self.store, self.physical)
         new = self._next_version(model, encoder)
         new_physical = new.physical
+        new._hybrid_new = self.hybrid if hybrid is None else bool(hybrid)
         try:
             report = new.index(documents, **index_options)
         except BaseException:

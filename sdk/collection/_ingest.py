@@ -20,6 +20,7 @@ from tamis._errors import (
     DimensionMismatchError,
 )
 from tamis.collection import _versions
+from tamis.collection._hybrid import sparse_manifest
 from tamis.collection._manifest import CollectionBase, new_manifest, now
 from tamis.collection._validate import validate
 from tamis.collection._write import ProgressCallback, Todo, point_id, write
@@ -70,6 +71,10 @@ class Indexing(CollectionBase):
     _model_arg: Any
     _backend: str
     _link_alias: bool
+    #: a new collection gets BM25 sparse vectors too (``open_collection(..., hybrid=True)``)
+    _hybrid_new: bool = False
+    hybrid: bool
+    bm25: Any
 
     def index(
         self,
@@ -148,7 +153,7 @@ class Indexing(CollectionBase):
                 report.stale_chunks_deleted = len(stale)
             report.encoded = write(
                 self.store, self.physical, enc, todo, batch_size=batch_size, encode_batch_size=encode_batch_size,
-                progress=counted,
+                progress=counted, sparse=self.bm25 if self.hybrid else None,
             )
         except BaseException:
             if before is not None and written == 0 and not report.stale_chunks_deleted:
@@ -180,7 +185,12 @@ class Indexing(CollectionBase):
         if self.manifest is None:
             manifest = new_manifest(enc, chunker, resolved_source(model_source(self._model_arg, self._backend)))
             manifest["ingest"] = {"state": "in_progress", "started": now()}
-            self.store.create_collection(self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest})
+            extra: dict[str, Any] = {}
+            if self._hybrid_new:  # dense + BM25 sparse vectors (tamis.collection._hybrid)
+                manifest["sparse"], extra["sparse"] = sparse_manifest(), True
+            self.store.create_collection(
+                self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest}, **extra
+            )
             self.manifest = manifest
             if self._link_alias:
                 # a crash right here leaves `<name>__v1` without its alias: open_collection adopts it

@@ -82,9 +82,12 @@ def stages_with(manifest: Mapping[str, Any], name: str, settings: dict[str, Any]
 
 
 def adapter_entry(manifest: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The stage entry whose settings hold the collection's Cosine Adapter (``settings["adapter"]``), or None."""
+    """The stage entry whose settings hold the collection's Cosine Adapter (``settings["adapter"]``), or None.
+
+    A hybrid adapter (``kind`` ``"tamis.HybridAdapter"``, its own stage) is not the Cosine Adapter."""
     for entry in manifest.get("stages") or ():
-        if isinstance((entry.get("settings") or {}).get("adapter"), Mapping):
+        adapter = (entry.get("settings") or {}).get("adapter")
+        if isinstance(adapter, Mapping) and adapter.get("kind", "tamis.CosineAdapter") == "tamis.CosineAdapter":
             return entry
     return None
 

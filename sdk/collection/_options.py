@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tamis._errors import ConfigError
-from tamis.stores import SearchParams, resolve_params
+from tamis.stores import MODES, SearchParams, resolve_params
 
 __all__ = ["SearchOptions"]
 
@@ -27,6 +27,12 @@ class SearchOptions:
             ``title``; a list means any of; ``{"gte": 1, "lt": 5}`` a range; or a native filter.
         score_threshold: only hits with cosine >= this (done by the store).
         hnsw_ef, exact: search precision (see `tamis.stores.SearchParams`).
+        mode: ``"dense"`` (cosine), ``"sparse"`` (BM25) or ``"hybrid"`` (both, fused in the engine);
+            None: ``"hybrid"`` on a hybrid collection, else ``"dense"`` (langchain-qdrant's
+            ``RetrievalMode`` names). On a calibrated hybrid collection, ``"hybrid"`` is the calibrated
+            formula (its ``relevance`` stage); ``fusion`` chooses plain ``"rrf"`` or ``"dbsf"`` there.
+        fusion, rrf_k: the fusion of ``mode="hybrid"`` without a hybrid adapter: ``"rrf"`` (with ``rrf_k``)
+            or ``"dbsf"``.
         stage_options: options of the collection's query-time stages, by name (a value of None is
             left out: the stage's default). The ``relevance`` stage of a calibrated collection takes
             ``relevance_filter`` (``False``: the plain top-``k``, with ``relevance`` still attached)
@@ -42,6 +48,9 @@ class SearchOptions:
     score_threshold: float | None = None
     hnsw_ef: int | None = None
     exact: bool = False
+    mode: str | None = None
+    fusion: str | None = None
+    rrf_k: int = 60
     stage_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,6 +58,13 @@ class SearchOptions:
         if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real)):
             raise ConfigError(f"score_threshold must be a number, got {t!r}")
         resolve_params(SearchParams(hnsw_ef=self.hnsw_ef))  # the stores' own check, done early
+        if self.mode not in (None, *MODES) or self.fusion not in (None, "rrf", "dbsf"):
+            raise ConfigError(
+                f"mode must be one of {list(MODES)} and fusion 'rrf' or 'dbsf', got mode={self.mode!r}, "
+                f"fusion={self.fusion!r}"
+            )
+        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or self.rrf_k < 1:
+            raise ConfigError(f"rrf_k must be a positive integer, got {self.rrf_k!r}")
         if not isinstance(self.stage_options, Mapping) or not all(isinstance(k, str) for k in self.stage_options):
             raise ConfigError(f"stage_options must map option names to values, got {self.stage_options!r}")
         given = {k: v for k, v in self.stage_options.items() if v is not None}

@@ -131,12 +131,12 @@ class Staging(CollectionBase):
         """The collection's query-time stages (`tamis.collection.Stage`), outermost first."""
         return self._stage_pipeline().stages
 
-    def set_stage(self, name: str, settings: Mapping[str, Any] | None = None) -> None:
+    def set_stage(self, name: str, settings: Mapping[str, Any] | None = None, *, first: bool = False) -> None:
         """Add the stage ``name`` (registered under ``tamis.stages``) with ``settings``, or give it new settings.
 
         The stages are built here, so bad settings fail now rather than at the next search, and the
         collection is left as it was. A new stage goes last: it runs innermost, right around the store
-        query. Settings are stored with the collection (JSON); a re-index starts the new version without
+        query; with ``first=True`` the stage goes (or moves) first: it runs outermost (a reranker). Settings are stored with the collection (JSON); a re-index starts the new version without
         stages.
 
         Raises:
@@ -148,6 +148,8 @@ class Staging(CollectionBase):
         manifest = self._require()
         settings = json_copy(settings or {}, f"the settings of stage {name!r}")
         entries = stages_with(manifest, name, settings)
+        if first:
+            entries.sort(key=lambda e: e["name"] != name)
         pipeline = Pipeline.from_manifest(manifest, collection=self.name, entries=entries)
         self._put_stages(entries, pipeline)
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tamis._errors import ConfigError, DimensionMismatchError, TamisError
+from tamis.collection._hybrid import HybridSide, hybrid_search_fn, resolve_mode
 from tamis.collection._options import SearchOptions, options_of
 from tamis.collection._pipeline import Staging
 from tamis.collection._stages import Hit, SearchFn, SearchRequest
@@ -34,7 +35,7 @@ logger = logging.getLogger("tamis")
 TOP_LEVEL_KEYS = {"doc_id", "chunk", "n_chunks", "title", "text", "hash"}
 
 
-class Searching(Staging):
+class Searching(HybridSide, Staging):
     """The search methods of `Collection`: each runs the collection's stages around the store query."""
 
     _partial_warned: bool = False
@@ -86,7 +87,8 @@ class Searching(Staging):
             >>> col.search("mango pie", k=3, filter={"lang": "en"}, min_relevance=0.7)  # doctest: +SKIP
         """
         options = options_of(options, kwargs)
-        return self.search_vectors(self.encode_queries([query]), k, options)[0]
+        sparse = self.sparse_queries([query], options.mode)
+        return self.search_vectors(self.encode_queries([query]), k, options, sparse_vectors=sparse, query_texts=[query])[0]
 
     def search_vector(
         self, vector: np.ndarray, k: int = 10, options: SearchOptions | None = None, **kwargs: Any
@@ -107,8 +109,11 @@ class Searching(Staging):
         options = options_of(options, kwargs)
         out: list[list[Hit]] = []
         for start in range(0, len(queries), batch_size):
-            vecs = self.encode_queries(list(queries[start : start + batch_size]), batch_size=batch_size)
-            out.extend(self.search_vectors(vecs, k, options))
+            part = list(queries[start : start + batch_size])
+            vecs = self.encode_queries(part, batch_size=batch_size)
+            out.extend(self.search_vectors(
+                vecs, k, options, sparse_vectors=self.sparse_queries(part, options.mode), query_texts=part
+            ))
         return out
 
     def search_vectors(
@@ -118,21 +123,32 @@ class Searching(Staging):
         options: SearchOptions | None = None,
         *,
         score_thresholds: Sequence[float | None] | None = None,
+        sparse_vectors: Sequence[Any] | None = None,
+        query_texts: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> list[list[Hit]]:
         """Search many query vectors at once; hits are collapsed to one per document.
 
         The collection's query-time stages (the relevance filter of a calibrated collection) run
         around the store query; see `search` for ``options``. ``score_thresholds`` gives each
-        query its own cosine cutoff, instead of one ``score_threshold`` for all.
+        query its own cosine cutoff, instead of one ``score_threshold`` for all. ``sparse_vectors``:
+        the BM25 query vectors (``collection.bm25.embed_queries(texts)``) that ``mode="sparse"`` and
+        ``"hybrid"`` need; without them the default mode is ``"dense"``. ``query_texts``: the queries'
+        texts, for stages that read them (``rerank``).
         """
         manifest = self._require()
         self._warn_if_partial(manifest)
+        options = options_of(options, kwargs)
         request = build_request(
-            vectors, k, options_of(options, kwargs), dim=manifest["dim"], collection=self.name,
-            score_thresholds=score_thresholds,
+            vectors, k, options, dim=manifest["dim"], collection=self.name, score_thresholds=score_thresholds,
+        ).replace(
+            mode=resolve_mode(options.mode, manifest, self.name, sparse_given=sparse_vectors is not None),
+            sparse=sparse_vectors, texts=None if query_texts is None else list(query_texts),
+            fusion=options.fusion, rrf_k=options.rrf_k,
         )
-        search = store_search(self.store, self.physical, chunked=bool(manifest.get("chunked")))
+        chunked = bool(manifest.get("chunked"))
+        search = store_search(self.store, self.physical, chunked=chunked)
+        search = hybrid_search_fn(self.store, self.physical, search, chunked=chunked, collapse=_collapse)
         try:
             pipeline = self._stage_pipeline()
         except TamisError as exc:

@@ -51,7 +51,12 @@ class Hit:
         title: the document title.
         metadata: the document's metadata.
         chunk: number of the matching chunk (0 for unchunked documents).
-        relevance: calibrated probability of relevance, when the collection has a Cosine Adapter.
+        relevance: calibrated probability of relevance, when the collection has a Cosine Adapter
+            (or, in hybrid mode, a hybrid adapter).
+        sparse_score: BM25 score of the chunk (hybrid collections, ``mode="sparse"`` / ``"hybrid"``).
+        fused_score: the engine's fused score (``mode="hybrid"``: RRF, DBSF, or the calibrated formula).
+
+    In ``mode="sparse"``, and for a fused hit outside the dense prefetch, ``score`` is NaN (not known).
     """
 
     id: str
@@ -61,12 +66,17 @@ class Hit:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     chunk: int = 0
     relevance: float | None = None
+    sparse_score: float | None = None
+    fused_score: float | None = None
 
     def to_dict(self, *, with_text: bool = True) -> dict[str, Any]:
         """The hit as JSON-ready data (scores rounded to 6 places); without text, title and metadata on request."""
-        d: dict[str, Any] = {"id": self.id, "score": round(float(self.score), 6), "chunk": self.chunk}
-        if self.relevance is not None:
-            d["relevance"] = round(float(self.relevance), 6)
+        score = None if self.score != self.score else round(float(self.score), 6)  # NaN: unknown
+        d: dict[str, Any] = {"id": self.id, "score": score, "chunk": self.chunk}
+        for key in ("relevance", "sparse_score", "fused_score"):
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = round(float(value), 6)
         if with_text:
             d.update(title=self.title, text=self.text, metadata=dict(self.metadata))
         return d
@@ -83,6 +93,15 @@ class SearchRequest:
         score_thresholds: per-query cosine cutoffs (``>=``), or None.
         hnsw_ef, exact: search precision.
         options: stage options from the caller, e.g. ``{"relevance_filter": False, "min_relevance": 0.7}``.
+        mode: ``"dense"``, or on a hybrid collection ``"sparse"`` / ``"hybrid"`` (`tamis.stores.HybridQuery`).
+        sparse: the BM25 query vectors (one per query) for the sparse and hybrid modes.
+        fusion, rrf_k, prefetch: how ``mode="hybrid"`` fuses (``"rrf"`` or ``"dbsf"``; None: the
+            collection's calibrated formula when it has one, else ``"rrf"``) and
+            how many candidates each side prefetches (None: max(k, 100)).
+        formulas: one `tamis.stores.RelevanceFormula` per query for ``fusion="formula"``; the
+            thresholds then apply to its value.
+        texts: the query texts of a search by text (`Collection.search`, `search_batch`), for stages that
+            read them (the ``rerank`` stage's cross-encoder); None for a search by vector.
     """
 
     vectors: np.ndarray
@@ -92,6 +111,13 @@ class SearchRequest:
     hnsw_ef: int | None = None
     exact: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    mode: str = "dense"
+    sparse: Sequence[Any] | None = None
+    fusion: str | None = None
+    rrf_k: int = 60
+    prefetch: int | None = None
+    formulas: Sequence[Any] | None = None
+    texts: Sequence[str] | None = None
 
     def replace(self, **changes: Any) -> SearchRequest:
         """A copy with ``changes`` (the same field names)."""

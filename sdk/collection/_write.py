@@ -69,8 +69,12 @@ def write(
     batch_size: int,
     encode_batch_size: int,
     progress: ProgressCallback | None,
+    sparse: Any = None,
 ) -> int:
     """Encode in a worker thread while this thread writes; all chunks of a document in one write.
+
+    ``sparse``: the BM25 encoder of a hybrid collection (`tamis.stores.Bm25Encoder`): each chunk's
+    sparse vector is computed with its dense one and written in the same point.
 
     Returns:
         the number of chunks written.
@@ -94,7 +98,7 @@ def write(
 
     # the model runs on this thread (torch's thread pool is fastest from the thread that made
     # it); a writer thread upserts what is encoded, so the store is never the bottleneck
-    q: queue.Queue[tuple[list[tuple[str, str, dict[str, Any]]], np.ndarray] | None] = queue.Queue(maxsize=2)
+    q: queue.Queue[tuple[list[tuple[str, str, dict[str, Any]]], np.ndarray, list[Any]] | None] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
     done = 0
 
@@ -104,9 +108,9 @@ def write(
             item = q.get()
             if item is None or failure:
                 return
-            batch, vecs = item
+            batch, vecs, svecs = item
             try:
-                points = [StorePoint(pid, vecs[j], payload) for j, (pid, _, payload) in enumerate(batch)]
+                points = [StorePoint(pid, vecs[j], payload, svecs[j]) for j, (pid, _, payload) in enumerate(batch)]
                 store.upsert(physical, points)
                 done += len(batch)
                 if progress is not None:
@@ -127,9 +131,11 @@ def write(
                     f"encoder returned vectors of shape {vecs.shape} for {len(batch)} texts; expected dim {enc.dim}"
                 )
             check_vectors(vecs, [payload["doc_id"] for _, _, payload in batch], enc)
+            texts = [text for _, text, _ in batch]
+            svecs = sparse.embed_documents(texts) if sparse is not None else [None] * len(batch)
             while thread.is_alive():
                 try:
-                    q.put((batch, vecs), timeout=0.1)
+                    q.put((batch, vecs, svecs), timeout=0.1)
                     break
                 except queue.Full:
                     continue

@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "average_precision": "._metrics",
+        "evaluate_hybrid": "._hybrid",
         "evaluate_collection": "._filtering",
         "evaluate_filtering": "._filtering",
         "evaluate_model": "._retrieval",

@@ -31,6 +31,7 @@ from tamis.stores._helpers import (
     single_vector,
     vector_matrix,
 )
+from tamis.stores._hybrid import HybridMethods, check_point_sparse
 from tamis.stores._protocol import Record, ScoredPoint, SearchParams, StorePoint
 
 __all__ = ["BaseStore"]
@@ -41,7 +42,7 @@ _Store = TypeVar("_Store", bound="BaseStore")
 PageFetcher = Callable[[Any], tuple[list[Record], Any]]
 
 
-class BaseStore(abc.ABC):
+class BaseStore(HybridMethods, abc.ABC):
     """Base class of the built-in stores: implements `VectorStore` on top of a few backend hooks.
 
     Subclasses set `kind`, ``native_filter_type`` and ``native_filter_name`` (the engine's filter
@@ -66,13 +67,17 @@ class BaseStore(abc.ABC):
         return self._collection_exists(check_name(name))
 
     def create_collection(
-        self, name: str, *, dim: int, distance: str = "cosine", metadata: Mapping[str, Any]
+        self, name: str, *, dim: int, distance: str = "cosine", metadata: Mapping[str, Any], sparse: bool = False
     ) -> None:
-        """Create an empty collection with its metadata; `CollectionExistsError` if the name is taken."""
+        """Create an empty collection with its metadata; `CollectionExistsError` if the name is taken.
+
+        ``sparse=True``: a hybrid collection, with a BM25 sparse vector (IDF by the engine) per point.
+        """
         check_name(name)
         dim = check_dim(dim)
         check_distance(distance)
-        self._create_collection(name, dim, distance, json_copy(metadata, "metadata"))
+        extra = {"sparse": True} if sparse else {}  # a store without hybrid support keeps its hook as it was
+        self._create_collection(name, dim, distance, json_copy(metadata, "metadata"), **extra)
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection, its points and the aliases pointing at it (no error if absent).
@@ -117,7 +122,8 @@ class BaseStore(abc.ABC):
         ids = [canonical_id(p.id) for p in points]
         matrix = vector_matrix([p.vector for p in points], dim, target)
         payloads = [json_copy(p.payload, f"payload of point {i}") for i, p in zip(ids, points, strict=True)]
-        self._upsert(target, ids, matrix, payloads)
+        sparse = check_point_sparse(self, target, points)
+        self._upsert(target, ids, matrix, payloads, **({} if sparse is None else {"sparse": sparse}))
 
     def retrieve(
         self, name: str, ids: Sequence[str], *, with_payload: bool = True, with_vectors: bool = False

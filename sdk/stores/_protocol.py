@@ -44,11 +44,13 @@ RANGE_OPERATORS = frozenset({"gt", "gte", "lt", "lte"})
 
 @dataclass(frozen=True, slots=True)
 class StorePoint:
-    """One point to write: a UUID string id, a float32 vector, a JSON payload."""
+    """One point to write: a UUID string id, a float32 vector, a JSON payload, and (hybrid collections
+    only) its BM25 sparse vector (a `tamis.stores.SparseVector`)."""
 
     id: str
     vector: np.ndarray
     payload: dict[str, Any]
+    sparse: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +138,13 @@ class VectorStore(Protocol):
     def collection_exists(self, name: str) -> bool: ...
 
     def create_collection(
-        self, name: str, *, dim: int, distance: Distance = "cosine", metadata: Mapping[str, Any]
+        self, name: str, *, dim: int, distance: Distance = "cosine", metadata: Mapping[str, Any],
+        sparse: bool = False,
     ) -> None:
-        """Create an empty collection with its metadata; `CollectionExistsError` if it exists."""
+        """Create an empty collection with its metadata; `CollectionExistsError` if it exists.
+
+        ``sparse=True`` makes a hybrid collection: a BM25 sparse vector with the IDF modifier next to
+        the dense one (see `tamis.stores.HybridMethods`)."""
         ...
 
     def delete_collection(self, name: str) -> None:

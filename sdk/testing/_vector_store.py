@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from tamis.testing._collections import CollectionTests
+from tamis.testing._hybrid import HybridTests
 from tamis.testing._points import PointTests
 from tamis.testing._search import SearchTests
 
 __all__ = ["VectorStoreTests"]
 
 
-class VectorStoreTests(CollectionTests, PointTests, SearchTests):
+class VectorStoreTests(CollectionTests, PointTests, SearchTests, HybridTests):
     """The contract every `tamis.stores.VectorStore` passes, in the style of ``langchain-tests``.
 
     Subclass it in a test module (name the subclass ``Test...`` so pytest collects it) and
@@ -23,8 +24,10 @@ class VectorStoreTests(CollectionTests, PointTests, SearchTests):
     aliases, points (upsert / retrieve / scroll / count / delete_points, ids, payloads,
     dimensions), mapping and native filters, search and search_batch (exactness, recall with the
     default HNSW settings, thresholds, offsets, other distances, argument errors), flush /
-    optimize, persistence, closing, concurrent use from two threads, and the `tamis._errors`
-    type of every failure.
+    optimize, persistence, closing, concurrent use from two threads, the `tamis._errors`
+    type of every failure, and hybrid collections (dense + BM25 sparse vectors, sparse / RRF / DBSF /
+    formula queries, checked against client-side BM25, RRF and relevance; a store without them sets
+    ``supports_hybrid = False``).
 
     Example:
         >>> import pytest

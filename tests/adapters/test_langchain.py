@@ -14,7 +14,7 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 import tamis
 from tamis import FakeEncoder
-from tamis.adapters.langchain import TamisEmbeddings, TamisRetriever
+from tamis.adapters.langchain import RetrievalMode, TamisEmbeddings, TamisRetriever
 
 ENC = FakeEncoder(dim=32, name="fake-lc")
 DOCS = [
@@ -51,6 +51,51 @@ class TestRetrieverStandard(RetrieversIntegrationTests):
     @property
     def retriever_query_example(self) -> str:
         return "apple pear recipe"
+
+
+@pytest.fixture
+def indexed_hybrid() -> str:
+    """The same documents in a hybrid collection "fruit-h" (dense + BM25)."""
+    with tamis.open_collection("fruit-h", encoder=ENC, create=True, hybrid=True) as col:
+        col.index(DOCS)
+    return "fruit-h"
+
+
+class TestRetrieverStandardSparse(TestRetrieverStandard):
+    """The standard suite in ``RetrievalMode.SPARSE`` (BM25)."""
+
+    @pytest.fixture(autouse=True)
+    def _collection(self, indexed_hybrid: str) -> None:
+        pass
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"collection": "fruit-h", "encoder": ENC, "k": 2, "mode": RetrievalMode.SPARSE}
+
+
+class TestRetrieverStandardHybrid(TestRetrieverStandardSparse):
+    """The standard suite in ``RetrievalMode.HYBRID`` (RRF in the engine)."""
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return {"collection": "fruit-h", "encoder": ENC, "k": 2, "mode": RetrievalMode.HYBRID}
+
+
+def test_retriever_modes_per_call_and_their_names(indexed_hybrid: str, indexed: str) -> None:
+    retriever = TamisRetriever(collection="fruit-h", encoder=ENC, k=3)
+    sparse = retriever.invoke("python programming", mode="sparse")
+    assert sparse and all("python" in d.page_content for d in sparse)
+    assert all(d.metadata["sparse_score"] > 0 for d in sparse)
+    hybrid = asyncio.run(retriever.ainvoke("python programming"))  # the hybrid collection's default mode
+    assert [d.id for d in hybrid][:1] == [sparse[0].id] and hybrid[0].metadata["sparse_score"] is not None
+    assert [m.value for m in RetrievalMode] == ["dense", "sparse", "hybrid"]
+    with pytest.raises(tamis.ConfigError, match="retrieval mode"):
+        retriever.invoke("python", mode="lexical")
+    dense_only = TamisRetriever(collection="fruit", encoder=ENC, k=3, mode=RetrievalMode.HYBRID)
+    with pytest.raises(tamis.ConfigError, match="--hybrid"):
+        dense_only.invoke("python")
+    retriever.close()
+    dense_only.close()
 
 
 class TestEmbeddingsUnit(EmbeddingsUnitTests):

@@ -122,7 +122,7 @@ def test_stage_options_without_their_stage(col: Any) -> None:
         col.search("w1 w2", min_relevance=0.5)
     with pytest.raises(ConfigError, match="keep_flagged=True needs the drop-flagged stage"):
         col.search("w1 w2", keep_flagged=True)
-    with pytest.raises(ConfigError, match="unknown search option 'min_relevence'.*filter, hnsw_ef, score_threshold"):
+    with pytest.raises(ConfigError, match="unknown search option 'min_relevence'.*filter, fusion, hnsw_ef, mode, rrf_k, score_threshold"):
         col.search("w1 w2", min_relevence=0.5)
 
 
