@@ -16,6 +16,7 @@ from typing import Any
 
 from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError
 from tamis.collection import _versions
+from tamis.collection._configure import carried, check_requested
 from tamis.collection._ingest import Indexing, IndexReport, stored_documents
 from tamis.collection._manifest import for_display, upgraded
 from tamis.collection._open import open_store
@@ -23,7 +24,7 @@ from tamis.collection._pipeline import Pipeline
 from tamis.collection._search import Searching, store_filter
 from tamis.data import Document
 from tamis.encoders import Encoder, load_encoder
-from tamis.stores import VectorStore
+from tamis.stores import CollectionSettings, VectorStore
 
 __all__ = ["Collection", "open_collection"]
 
@@ -45,6 +46,8 @@ def open_collection(
     backend: str = "auto",
     device: str = "auto",
     create: bool = False,
+    settings: CollectionSettings | Mapping[str, Any] | None = None,
+    store_options: Mapping[str, Any] | None = None,
 ) -> Collection:
     """Open (or, with ``create=True``, prepare) the collection ``name``.
 
@@ -59,6 +62,11 @@ def open_collection(
         backend, device: how to run the model (see `tamis.load_encoder`).
         create: make the collection on the first `Collection.index` if it does not exist: the
             Qdrant collection ``<name>__v1`` behind the alias ``name`` (see `Collection.reindex`).
+        settings: `tamis.stores.CollectionSettings` (or a mapping of them) for the collection the first
+            `index` creates: quantization, payload indexes, on_disk, shards...; stored in the manifest
+            and carried across `Collection.reindex`.
+        store_options: passed to the store (`open_store`), e.g. ``{"prefer_grpc": True, "timeout": 30,
+            "retries": 8, "verify": "ca.pem"}`` for a server.
 
     Raises:
         CollectionNotFoundError: no such collection and ``create`` is false.
@@ -77,7 +85,8 @@ def open_collection(
         encoder = load_encoder(encoder_url, api_key=encoder_api_key)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
-    st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location)
+    requested = None if settings is None else CollectionSettings.of(settings)
+    st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location, options=store_options)
     try:
         physical, manifest = _versions.resolve(st, name)
         if physical is None and not create:
@@ -94,6 +103,9 @@ def open_collection(
         # a new collection is version 1 behind the alias `name` from the start, so that every
         # re-index is a pure alias switch; `index` creates both
         col._link_alias = physical is None
+        if manifest is not None:
+            check_requested(name, manifest, requested)
+        col._settings = requested
         if manifest is not None and (model is not None or encoder is not None):
             col._check_encoder(col.encoder)
         return col
@@ -235,6 +247,7 @@ class Collection(Indexing, Searching):
         model: str | os.PathLike[str] | None = None,
         encoder: Encoder | None = None,
         keep_old: bool = False,
+        settings: CollectionSettings | Mapping[str, Any] | None = None,
         **index_options: Any,
     ) -> IndexReport:
         """Re-index the collection with another model, switching over only when it is complete.
@@ -258,6 +271,8 @@ class Collection(Indexing, Searching):
                 (only possible when no document was chunked).
             model, encoder: the new model (default: the packaged all-MiniLM-L6-v2).
             keep_old: keep the previous version's collection instead of deleting it after the switch.
+            settings: changes to the collection's `CollectionSettings` for the new version; the current
+                version's settings (quantization, payload indexes, shards ...) are carried over.
             index_options: passed to `index` (``batch_size``, ``progress``, ``on_invalid`` ...).
 
         Returns:
@@ -276,12 +291,13 @@ class Collection(Indexing, Searching):
                     f"collection {self.name!r} holds chunked documents, which cannot be re-read whole; "
                     "pass documents= (the original input)"
                 )
-            documents = stored_documents(self.store, self.physical)
+            documents = stored_documents(self.store, self.physical, manifest.get("payload"))
         new_physical = _versions.next_version(self.store, self.name)
         new = Collection(
             self.name, self.store, physical=new_physical, manifest=None, model=model, encoder=encoder,
             backend=self._backend, device=self._device,
         )
+        new._settings = carried(manifest, settings)
         try:
             report = new.index(documents, **index_options)
         except BaseException:

@@ -25,11 +25,12 @@ from tamis._errors import (
     EmptyTextError,
 )
 from tamis.collection import _versions
+from tamis.collection._configure import start_manifest, upgrade_payloads
 from tamis.collection._manifest import CollectionBase, new_manifest, now
 from tamis.collection._write import ProgressCallback, Todo, point_id, write
 from tamis.data import Chunker, Document, DocumentSource
 from tamis.encoders import Encoder, model_source
-from tamis.stores import VectorStore
+from tamis.stores import VectorStore, read_payload
 
 if TYPE_CHECKING:  # pragma: no cover
     from tamis.data import OnInvalid
@@ -159,7 +160,10 @@ class Indexing(CollectionBase):
         if self.manifest is None:
             manifest = new_manifest(enc, chunker, model_source(self._model_arg, self._backend))
             manifest["ingest"] = {"state": "in_progress", "started": now()}
-            self.store.create_collection(self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest})
+            settings = start_manifest(manifest, self._settings)
+            self.store.create_collection(
+                self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest}, settings=settings
+            )
             self.manifest = manifest
             if self._link_alias:
                 # a crash right here leaves `<name>__v1` without its alias: open_collection adopts it
@@ -172,6 +176,7 @@ class Indexing(CollectionBase):
                 f"collection {self.name!r} holds {dim}-d vectors; the encoder makes {enc.dim}-d ones"
             )
         self.manifest["ingest"] = {**self.manifest.get("ingest", {}), "state": "in_progress", "started": now()}
+        upgrade_payloads(self.store, self.physical, self.manifest)
         self._write_manifest()
         return self.manifest
 
@@ -254,10 +259,10 @@ def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict
     keys = list(by_point)
     for start in range(0, len(keys), 1000):
         for rec in store.retrieve(physical, keys[start : start + 1000], with_payload=True):
-            p = rec.payload
+            p = read_payload(rec.payload)
             doc_id = by_point.get(rec.id)
-            if doc_id is not None and "hash" in p:
-                out[doc_id] = (str(p["hash"]), int(p.get("n_chunks", 1)))
+            if doc_id is not None and p is not None and p.content_hash is not None:
+                out[doc_id] = (p.content_hash, p.n_chunks)
     # a multi-chunk document counts as present only if all its chunks are (a store whose
     # upserts are not atomic may have been killed half-way through one)
     rest = {point_id(d, i): d for d, (_, n) in out.items() for i in range(1, n)}
@@ -271,12 +276,16 @@ def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict
     return out
 
 
-def stored_documents(store: VectorStore, physical: str) -> list[Document]:
-    """The documents of an unchunked collection, re-read from its payloads (for a re-index)."""
-    return [
-        Document(
-            id=str(r.payload["doc_id"]), text=str(r.payload.get("text", "")),
-            title=str(r.payload.get("title", "")), metadata=dict(r.payload.get("metadata") or {}),
-        )
-        for r in store.scroll(physical, with_payload=True)
-    ]
+def stored_documents(store: VectorStore, physical: str, layout: Mapping[str, Any] | None = None) -> list[Document]:
+    """The documents of an unchunked collection, re-read from its payloads (for a re-index); points
+    tamis did not write are left out (and counted in a warning)."""
+    docs, foreign = [], 0
+    for r in store.scroll(physical, with_payload=True):
+        p = read_payload(r.payload, r.id, layout)
+        if p is None:
+            foreign += 1
+            continue
+        docs.append(Document(id=p.doc_id, text=p.text, title=p.title, metadata=p.metadata))
+    if foreign:
+        logger.warning("%s: %d points not written by tamis (no doc_id) left out of the re-index", physical, foreign)
+    return docs

@@ -7,12 +7,14 @@ around the store query (`store_search`), which collapses chunks to one hit per d
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from tamis._errors import ConfigError, DimensionMismatchError
+from tamis.collection._configure import query_defaults
 from tamis.collection._options import SearchOptions, options_of
 from tamis.collection._pipeline import Staging
 from tamis.collection._stages import Hit, SearchFn, SearchRequest
@@ -22,8 +24,11 @@ from tamis.stores import (
     VectorStore,
     batch_thresholds,
     check_search_args,
+    read_payload,
     validate_filter,
 )
+
+logger = logging.getLogger("tamis")
 
 __all__ = ["Searching"]
 
@@ -112,7 +117,10 @@ class Searching(Staging):
             vectors, k, options_of(options, kwargs), dim=manifest["dim"], collection=self.name,
             score_thresholds=score_thresholds,
         )
-        search = store_search(self.store, self.physical, chunked=bool(manifest.get("chunked")))
+        search = store_search(
+            self.store, self.physical, chunked=bool(manifest.get("chunked")), layout=manifest.get("payload"),
+            defaults=query_defaults(manifest),
+        )
         return self._stage_pipeline()(request, search)
 
 
@@ -160,12 +168,27 @@ def build_request(
     )
 
 
-def store_search(store: VectorStore, physical: str, *, chunked: bool) -> SearchFn:
-    """The innermost step of every search: a `SearchRequest` against the store, hits collapsed per document."""
+def store_search(
+    store: VectorStore,
+    physical: str,
+    *,
+    chunked: bool,
+    layout: Mapping[str, Any] | None = None,
+    defaults: SearchParams | None = None,
+) -> SearchFn:
+    """The innermost step of every search: a `SearchRequest` against the store, hits collapsed per document.
+
+    ``layout``: how the points' payloads read (the manifest's ``payload``); ``defaults``: the collection's
+    query-time settings (``hnsw_ef``, quantization ``rescore`` / ``oversampling``).
+    """
+    base = defaults or SearchParams()
 
     def search(request: SearchRequest) -> list[list[Hit]]:
         vectors, k, sfilter = request.vectors, request.k, request.filter
-        params = SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact)  # None: the store's default
+        params = SearchParams(  # hnsw_ef None: the store's default
+            hnsw_ef=request.hnsw_ef or base.hnsw_ef, exact=request.exact, rescore=base.rescore,
+            oversampling=base.oversampling,
+        )
         score_thresholds = request.score_thresholds
         fetch = k if not chunked else k * 4 + 10
         if score_thresholds is not None:
@@ -176,11 +199,11 @@ def store_search(store: VectorStore, physical: str, *, chunked: bool) -> SearchF
         )
         out = []
         for i, points in enumerate(results):
-            hits = _collapse(points, k)
+            hits = _collapse(points, k, layout)
             if chunked and len(points) == fetch and len(hits) < k:
                 thr = None if score_thresholds is None else score_thresholds[i]
                 more = store.search(physical, vectors[i], k=fetch * 8, score_threshold=thr, filter=sfilter, params=params)
-                hits = _collapse(more, k)
+                hits = _collapse(more, k, layout)
             out.append(hits)
         return out
 
@@ -192,22 +215,24 @@ def _inclusive(threshold: float) -> float:
     return float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
 
 
-def _collapse(points: Sequence[ScoredPoint], k: int) -> list[Hit]:
+def _collapse(points: Sequence[ScoredPoint], k: int, layout: Mapping[str, Any] | None = None) -> list[Hit]:
     """Scored points -> at most ``k`` hits, one per document (its best chunk), best first."""
     hits: list[Hit] = []
     seen: set[str] = set()
+    foreign = 0
     for p in points:
-        pl = p.payload
-        doc_id = str(pl.get("doc_id", p.id))
-        if doc_id in seen:
+        c = read_payload(p.payload, p.id, layout)
+        if c is None:  # a point another tool wrote into this collection
+            foreign += 1
             continue
-        seen.add(doc_id)
+        if c.doc_id in seen:
+            continue
+        seen.add(c.doc_id)
         hits.append(
-            Hit(
-                id=doc_id, score=float(p.score), text=str(pl.get("text", "")), title=str(pl.get("title", "")),
-                metadata=pl.get("metadata") or {}, chunk=int(pl.get("chunk", 0)),
-            )
+            Hit(id=c.doc_id, score=float(p.score), text=c.text, title=c.title, metadata=c.metadata, chunk=c.chunk)
         )
         if len(hits) == k:
             break
+    if foreign:
+        logger.warning("search skipped %d points not written by tamis (no doc_id in their payload)", foreign)
     return hits

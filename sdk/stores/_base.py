@@ -32,6 +32,7 @@ from tamis.stores._helpers import (
     vector_matrix,
 )
 from tamis.stores._protocol import Record, ScoredPoint, SearchParams, StorePoint
+from tamis.stores._settings import CollectionSettings
 
 __all__ = ["BaseStore"]
 
@@ -66,13 +67,25 @@ class BaseStore(abc.ABC):
         return self._collection_exists(check_name(name))
 
     def create_collection(
-        self, name: str, *, dim: int, distance: str = "cosine", metadata: Mapping[str, Any]
+        self,
+        name: str,
+        *,
+        dim: int,
+        distance: str = "cosine",
+        metadata: Mapping[str, Any],
+        settings: CollectionSettings | Mapping[str, Any] | None = None,
     ) -> None:
-        """Create an empty collection with its metadata; `CollectionExistsError` if the name is taken."""
+        """Create an empty collection with its metadata; `CollectionExistsError` if the name is taken.
+
+        ``settings`` (`CollectionSettings`) are applied as far as the engine supports them; its
+        payload indexes (tamis's own ``doc_id`` / ``chunk`` always) are created with the collection.
+        """
         check_name(name)
         dim = check_dim(dim)
         check_distance(distance)
-        self._create_collection(name, dim, distance, json_copy(metadata, "metadata"))
+        self._create_collection(
+            name, dim, distance, json_copy(metadata, "metadata"), settings=CollectionSettings.of(settings)
+        )
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection, its points and the aliases pointing at it (no error if absent).
@@ -277,7 +290,9 @@ class BaseStore(abc.ABC):
     def _collection_exists(self, name: str) -> bool: ...
 
     @abc.abstractmethod
-    def _create_collection(self, name: str, dim: int, distance: str, metadata: dict[str, Any]) -> None: ...
+    def _create_collection(
+        self, name: str, dim: int, distance: str, metadata: dict[str, Any], *, settings: CollectionSettings
+    ) -> None: ...
 
     @abc.abstractmethod
     def _delete_collection(self, name: str) -> None: ...
