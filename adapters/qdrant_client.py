@@ -244,6 +244,8 @@ class QdrantClientStore(BaseStore):
 
     def _collection_dim(self, name: str) -> int:
         vectors = self._collection(name).config.params.vectors
+        if isinstance(vectors, dict) and list(vectors) == [""]:  # langchain-qdrant's: the default vector, named
+            vectors = vectors[""]
         if not isinstance(vectors, models.VectorParams):
             raise ConfigError(
                 f"collection {name!r} uses named vectors ({sorted(vectors or {})}); tamis collections have one "

@@ -16,7 +16,13 @@ from typing import Any
 
 from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError
 from tamis.collection import _versions
-from tamis.collection._configure import carried, check_requested
+from tamis.collection._configure import (
+    MigrationReport,
+    carried,
+    check_requested,
+    migrate_payloads,
+    needs_migration,
+)
 from tamis.collection._ingest import Indexing, IndexReport, stored_documents
 from tamis.collection._manifest import for_display, upgraded
 from tamis.collection._open import open_store
@@ -24,7 +30,7 @@ from tamis.collection._pipeline import Pipeline
 from tamis.collection._search import Searching, store_filter
 from tamis.data import Document
 from tamis.encoders import Encoder, load_encoder
-from tamis.stores import CollectionSettings, VectorStore
+from tamis.stores import PAYLOAD_FORMAT, CollectionSettings, VectorStore
 
 __all__ = ["Collection", "open_collection"]
 
@@ -238,6 +244,16 @@ class Collection(Indexing, Searching):
         self.manifest = None
         self.physical, self._link_alias = _versions.version_name(self.name, 1), True
         self._built_pipeline = None
+
+    def migrate(self) -> MigrationReport:
+        """Rewrite the points in the current payload format (readable by langchain-qdrant and LlamaIndex),
+        keeping their vectors (no re-encoding); idempotent, resumable. `index` does it on its own first."""
+        manifest = self._require()
+        report = migrate_payloads(self.store, self.physical)
+        if needs_migration(manifest):
+            manifest["payload"] = {"format": PAYLOAD_FORMAT}
+            self._write_manifest()
+        return report
 
     # -- a new model for the same collection ---------------------------------------------------
     def reindex(

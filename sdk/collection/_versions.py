@@ -85,6 +85,7 @@ def resolve(store: VectorStore, name: str) -> tuple[str | None, Mapping[str, Any
     if manifest is None:
         raise StoreError(
             f"collection {name!r} exists but was not created by tamis (no tamis manifest); "
+            "adopt it (`tamis adopt NAME --model M --text-key page_content`, tamis.collection.adopt_collection), "
             "pick another name, or index it with tamis into a new collection"
         )
     if orphan:

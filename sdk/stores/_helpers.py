@@ -290,7 +290,7 @@ def read_payload(
     ``metadata_key`` (None: the whole payload but the text), ``id_key`` (a dotted key; None: the
     point id) and ``title_key``.
     """
-    if layout is not None and layout.get("format") == "foreign":
+    if layout is not None and layout.get("format") == "foreign" and not ("doc_id" in payload and "hash" in payload):
         text = _dotted(payload, str(layout.get("text_key") or "page_content"))
         if not isinstance(text, str):
             return None
