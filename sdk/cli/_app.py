@@ -73,13 +73,15 @@ def _setup_logging(verbose: bool) -> None:
 def _open(
     name: str, *, path: Path | None, url: str | None, api_key: str | None, store: str | None,
     model: str | None, backend: str, device: str, create: bool = False,
-    encoder_url: str | None = None, encoder_api_key: str | None = None,
+    encoder_url: str | None = None, encoder_api_key: str | None = None, settings: Any = None,
 ) -> Any:
+    from tamis.cli._qdrant_options import store_options
     from tamis.collection import open_collection
 
     return open_collection(
         name, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device, create=create,
-        encoder_url=encoder_url, encoder_api_key=encoder_api_key if encoder_url else None,
+        encoder_url=encoder_url, encoder_api_key=encoder_api_key if encoder_url else None, settings=settings,
+        store_options=store_options(url, store),
     )
 
 

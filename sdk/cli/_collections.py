@@ -30,6 +30,7 @@ from tamis.cli._app import (
     app,
     out,
 )
+from tamis.cli._qdrant_options import ConfigOpt, IndexFieldOpt, SetOpt, TenantOpt, settings_from_cli
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -54,6 +55,10 @@ def index(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     encoder_url: EncoderUrlOpt = None,
     encoder_api_key: EncoderApiKeyOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    index_field: IndexFieldOpt = None,
+    tenant_field: TenantOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
@@ -68,7 +73,8 @@ def index(
         )
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=model,
                    backend=backend, device=device,
-                   encoder_url=encoder_url, encoder_api_key=encoder_api_key, create=True) as col, _progress() as bar:
+                   encoder_url=encoder_url, encoder_api_key=encoder_api_key, create=True,
+                   settings=settings_from_cli(config, set_, index_field, tenant_field)) as col, _progress() as bar:
             task = bar.add_task(f"indexing into {collection}", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -265,6 +271,10 @@ def reindex(
     store: StoreOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    index_field: IndexFieldOpt = None,
+    tenant_field: TenantOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Re-index a collection with a new model: built next to the old version, switched atomically when complete."""
@@ -282,6 +292,7 @@ def reindex(
             report = col.reindex(
                 source, model=model, keep_old=keep_old,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                settings=settings_from_cli(config, set_, index_field, tenant_field),
             )
     except TamisError as exc:
         _fail(exc)

@@ -67,7 +67,8 @@ def find(store: VectorStore, name: str) -> tuple[str | None, bool]:
     if store.collection_exists(name):
         return name, False
     for _, physical in sorted(versions(store, name).items(), reverse=True):
-        if manifest_of(store, physical) is not None:
+        manifest = manifest_of(store, physical)
+        if manifest is not None and (manifest.get("transfer") or {}).get("state") != "copying":  # not a half-push
             return physical, True
     return None, False
 
