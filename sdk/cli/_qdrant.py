@@ -23,7 +23,31 @@ from tamis.cli._app import (
     app,
     out,
 )
-from tamis.cli._qdrant_options import store_options
+from tamis.cli._qdrant_options import CLIENT_OPTIONS, store_options
+
+
+# -- client options (global: tamis --timeout 30 index ...) ------------------------------------------
+@app.callback()
+def _client_options(
+    grpc: Annotated[bool, typer.Option("--grpc", help="Talk gRPC to a Qdrant server.", envvar="TAMIS_QDRANT_GRPC")] = False,
+    timeout: Annotated[int | None, typer.Option("--timeout", help="Qdrant request timeout (s).", envvar="TAMIS_QDRANT_TIMEOUT")] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", help="Retries on transient Qdrant errors (503, 429, timeouts; default 4).",
+                                 envvar="TAMIS_QDRANT_RETRIES")
+    ] = None,
+    ca_cert: Annotated[
+        Path | None, typer.Option("--ca-cert", help="CA bundle to verify the Qdrant server's TLS certificate (https URLs).",
+                                  envvar="TAMIS_QDRANT_CA_CERT")
+    ] = None,
+    write_ordering: Annotated[
+        str | None, typer.Option("--write-ordering", help="weak | medium | strong (replicated servers).")
+    ] = None,
+) -> None:
+    """tamis — a fine sieve for retrieval on Qdrant: index, search, calibrate, train."""
+    given = {"prefer_grpc": grpc or None, "timeout": timeout, "retries": retries,
+             "verify": None if ca_cert is None else str(ca_cert), "write_ordering": write_ordering}
+    CLIENT_OPTIONS.clear()
+    CLIENT_OPTIONS.update({k: v for k, v in given.items() if v is not None})
 
 
 def _store(path: Path | None, url: str | None, api_key: str | None, store: str | None) -> Any:

@@ -1,6 +1,6 @@
 """The options tamis's Qdrant features share: the collection settings of ``index`` / ``reindex``
 (``--config``, ``--set``, ``--index-field``, ``--tenant-field``) and the global Qdrant client options
-(``tamis --timeout 30 --retries 8 --ca-cert ca.pem index ...``)."""
+(``tamis --timeout 30 --retries 8 --ca-cert ca.pem index ...``, set by the app's callback in `_qdrant`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from tamis.cli._app import app
 
 # -- the settings options of index / reindex ------------------------------------------------------
 ConfigOpt = Annotated[
@@ -44,29 +42,6 @@ def settings_from_cli(
 # -- client options (global: tamis --timeout 30 index ...) ------------------------------------------
 #: keyword arguments for a qdrant-client store, set by the global options
 CLIENT_OPTIONS: dict[str, Any] = {}
-
-
-@app.callback()
-def _client_options(
-    grpc: Annotated[bool, typer.Option("--grpc", help="Talk gRPC to a Qdrant server.", envvar="TAMIS_QDRANT_GRPC")] = False,
-    timeout: Annotated[int | None, typer.Option("--timeout", help="Qdrant request timeout (s).", envvar="TAMIS_QDRANT_TIMEOUT")] = None,
-    retries: Annotated[
-        int | None, typer.Option("--retries", help="Retries on transient Qdrant errors (503, 429, timeouts; default 4).",
-                                 envvar="TAMIS_QDRANT_RETRIES")
-    ] = None,
-    ca_cert: Annotated[
-        Path | None, typer.Option("--ca-cert", help="CA bundle to verify the Qdrant server's TLS certificate (https URLs).",
-                                  envvar="TAMIS_QDRANT_CA_CERT")
-    ] = None,
-    write_ordering: Annotated[
-        str | None, typer.Option("--write-ordering", help="weak | medium | strong (replicated servers).")
-    ] = None,
-) -> None:
-    """tamis — a fine sieve for retrieval on Qdrant: index, search, calibrate, train."""
-    given = {"prefer_grpc": grpc or None, "timeout": timeout, "retries": retries,
-             "verify": None if ca_cert is None else str(ca_cert), "write_ordering": write_ordering}
-    CLIENT_OPTIONS.clear()
-    CLIENT_OPTIONS.update({k: v for k, v in given.items() if v is not None})
 
 
 def store_options(url: str | None, store: str | None) -> dict[str, Any] | None:

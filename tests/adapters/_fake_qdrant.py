@@ -92,7 +92,7 @@ class FakeQdrant:
         m = re.fullmatch(r"/collections/([^/]+)(/.*)?", path)
         name, rest = (m.group(1), m.group(2) or "") if m else (None, "")
         if method == "GET" and path == "/":
-            return {"title": "qdrant - vector search engine (fake)", "version": "1.16.0"}
+            return {"title": "qdrant - vector search engine (fake)", "version": "1.20.0"}
         if method == "GET" and path == "/collections":
             return self.local.get_collections().model_dump(mode="json")
         if method == "GET" and path == "/aliases":
@@ -198,7 +198,8 @@ def _handler(fake: FakeQdrant) -> type[BaseHTTPRequestHandler]:
                     result = fake.handle(method, path, body)
                 if hasattr(result, "model_dump"):
                     result = result.model_dump(mode="json")
-                self._reply(200, {"result": result, "status": "ok", "time": 0.0})
+                # the root (version info) is the one answer not wrapped in {"result": ...}
+                self._reply(200, result if path == "/" else {"result": result, "status": "ok", "time": 0.0})
             except _Refused as exc:
                 self._reply(exc.status, {"status": {"error": str(exc)}, "time": 0})
             except ValueError as exc:

@@ -139,3 +139,22 @@ def test_retry_policy() -> None:
     assert is_transient(ConnectionResetError())
     with pytest.raises(Exception, match="retries"):
         QdrantClientStore(":memory:", retries=-1)
+
+
+def test_cli_client_options_reach_the_store(fake: FakeQdrant, tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tamis.cli import app
+
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in DOCS))
+    fake.fail("status", status=503, times=2, path="PUT /collections/docs__v1/points")
+    runner = CliRunner()
+    r = runner.invoke(app, ["--retries", "1", "index", str(data), "-c", "docs", "--url", fake.url, "--model", "fake:16"])
+    assert r.exit_code == 2 and "503" in r.output  # one retry is not enough for two failures
+    r = runner.invoke(app, ["--retries", "3", "--timeout", "5", "--write-ordering", "medium",
+                            "index", str(data), "-c", "docs", "--url", fake.url, "--model", "fake:16"])
+    assert r.exit_code == 0, r.output
+    assert "ordering=medium" in [q.query for q in fake.requests if q.path == "/collections/docs__v1/points"][-1]
