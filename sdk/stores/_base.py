@@ -11,6 +11,7 @@ engine and back; they still raise `CollectionNotFoundError` for a missing collec
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -83,9 +84,13 @@ class BaseStore(abc.ABC):
         check_name(name)
         dim = check_dim(dim)
         check_distance(distance)
-        self._create_collection(
-            name, dim, distance, json_copy(metadata, "metadata"), settings=CollectionSettings.of(settings)
-        )
+        wanted = CollectionSettings.of(settings)
+        if "settings" in inspect.signature(self._create_collection).parameters:
+            self._create_collection(name, dim, distance, json_copy(metadata, "metadata"), settings=wanted)
+        elif wanted != CollectionSettings():
+            raise ConfigError(f"the {self.kind!r} store does not apply collection settings ({wanted.to_dict()})")
+        else:  # a store written before settings existed
+            self._create_collection(name, dim, distance, json_copy(metadata, "metadata"))  # type: ignore[call-arg]
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection, its points and the aliases pointing at it (no error if absent).
