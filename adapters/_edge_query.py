@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as _qe
 
+from tamis.adapters._edge_settings import search_params
 from tamis.stores import SearchParams
 
 __all__ = ["edge_filter", "query_request"]
@@ -45,7 +46,7 @@ def query_request(
         query=_qe.Query.Nearest(vector.tolist()),
         filter=filter,
         score_threshold=score_threshold,
-        params=_qe.SearchParams(hnsw_ef=params.hnsw_ef, exact=params.exact),
+        params=search_params(params),
         with_payload=with_payload,
         with_vector=False,
     )

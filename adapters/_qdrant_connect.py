@@ -7,11 +7,20 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
 from tamis._errors import CollectionNotFoundError, ConfigError, DimensionMismatchError, StoreError
 
-__all__ = ["Connection", "connect", "is_conflict", "is_not_found", "store_error"]
+__all__ = [
+    "Connection",
+    "alias_operations",
+    "connect",
+    "is_conflict",
+    "is_not_found",
+    "mapping_filter",
+    "store_error",
+    "write_ordering_of",
+]
 
 
 @dataclass(frozen=True)
@@ -114,3 +123,35 @@ def store_error(exc: Exception, op: str, name: str | None, where: str) -> StoreE
         return DimensionMismatchError(f"collection {name!r} in {where!r}: {text}")
     target = f" {name!r}" if name is not None else ""
     return StoreError(f"Qdrant at {where!r} failed to {op}{target}: {text}")
+
+
+def mapping_filter(conditions: list[tuple[str, str, Any]]) -> models.Filter:
+    """The ``models.Filter`` of parsed mapping conditions (`tamis.stores.mapping_conditions`; all must hold)."""
+    must: list[Any] = []
+    for key, kind, value in conditions:
+        if kind == "range":
+            must.append(models.FieldCondition(key=key, range=models.Range(**value)))
+        elif kind == "any":
+            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=value)))
+        else:
+            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
+    return models.Filter(must=must)
+
+
+def alias_operations(alias: str, target: str | None, *, replace: bool) -> list[Any]:
+    """The operations of one all-or-nothing alias update: delete ``alias`` (if ``replace``), then point it
+    at ``target`` (unless None)."""
+    ops: list[Any] = []
+    if replace:
+        ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+    if target is not None:
+        create = models.CreateAlias(collection_name=target, alias_name=alias)
+        ops.append(models.CreateAliasOperation(create_alias=create))
+    return ops
+
+
+def write_ordering_of(value: str | None) -> models.WriteOrdering | None:
+    """``"weak"`` / ``"medium"`` / ``"strong"`` as the client's write ordering (None: the server's default)."""
+    if value not in (None, "weak", "medium", "strong"):
+        raise ConfigError(f"write_ordering must be 'weak', 'medium' or 'strong', got {value!r}")
+    return None if value is None else models.WriteOrdering(value)

@@ -39,12 +39,22 @@ from tamis._errors import (
     ConfigError,
     StoreError,
 )
-from tamis.adapters._qdrant_connect import connect, is_conflict, store_error
+from tamis.adapters._qdrant_connect import (
+    alias_operations,
+    connect,
+    is_conflict,
+    mapping_filter,
+    store_error,
+    write_ordering_of,
+)
 from tamis.adapters._qdrant_hybrid import QdrantHybrid, hybrid_batch, sparse_config
+from tamis.adapters._qdrant_retry import RetryPolicy, retrying
+from tamis.adapters._qdrant_settings import create_arguments, payload_indexes, search_params
 from tamis.stores import (
     DEFAULT_HNSW_EF_CONSTRUCT,
     DEFAULT_HNSW_M,
     BaseStore,
+    CollectionSettings,
     Record,
     ScoredPoint,
     SearchParams,
@@ -59,7 +69,6 @@ __all__ = ["QdrantClientStore"]
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "tamis"
-_DISTANCE = {"cosine": models.Distance.COSINE, "dot": models.Distance.DOT, "euclid": models.Distance.EUCLID}
 
 
 class QdrantClientStore(QdrantHybrid, BaseStore):
@@ -76,7 +85,12 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
             it is not closed by `close`.
         hnsw_m: HNSW edges per node for new collections (servers only; local mode is exact).
         hnsw_ef_construct: HNSW build-time candidate list size for new collections.
-        **client_kwargs: passed to ``QdrantClient`` (``port``, ``https``, ``headers`` ...).
+        retries: retries of a call that fails transiently on a server (an int, or a `RetryPolicy`;
+            default 4 with exponential backoff and jitter; see `tamis.adapters._qdrant_retry`).
+        write_ordering: ``"weak"`` (default), ``"medium"`` or ``"strong"``: the ordering of writes
+            across a server's replicas.
+        **client_kwargs: passed to ``QdrantClient`` (``port``, ``https``, ``headers``, ``grpc_options``;
+            for TLS, an https URL and the httpx options such as ``verify="ca.pem"`` / ``cert=``).
 
     Example:
         >>> store = QdrantClientStore(url="https://xyz.cloud.qdrant.io", api_key=key)  # doctest: +SKIP
@@ -102,10 +116,13 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
         client: QdrantClient | None = None,
         hnsw_m: int = DEFAULT_HNSW_M,
         hnsw_ef_construct: int = DEFAULT_HNSW_EF_CONSTRUCT,
+        retries: RetryPolicy | int | None = None,
+        write_ordering: str | None = None,
         **client_kwargs: Any,
     ) -> None:
         check_hnsw(hnsw_m, hnsw_ef_construct)
-        self._hnsw = models.HnswConfigDiff(m=hnsw_m, ef_construct=hnsw_ef_construct)
+        self._hnsw = {"hnsw_m": hnsw_m, "hnsw_ef_construct": hnsw_ef_construct}
+        self._retry, self._ordering = RetryPolicy.of(retries), write_ordering_of(write_ordering)
         conn = connect(
             location,
             url=url,
@@ -141,26 +158,20 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
         if self._closed:
             raise StoreError(f"{self!r} is closed; create a new QdrantClientStore to keep working")
         try:
-            with self._guard:
-                return fn(*args, **kwargs)
+            if self._local:
+                with self._guard:
+                    return fn(*args, **kwargs)
+            return retrying(self._retry, f"{op} {name or ''}".strip(), lambda: fn(*args, **kwargs))
         except Exception as exc:
             raise store_error(exc, op, name, self._where) from exc
 
     def _mapping_filter(self, conditions: list[tuple[str, str, Any]]) -> models.Filter:
-        must: list[Any] = []
-        for key, kind, value in conditions:
-            if kind == "range":
-                must.append(models.FieldCondition(key=key, range=models.Range(**value)))
-            elif kind == "any":
-                must.append(models.FieldCondition(key=key, match=models.MatchAny(any=value)))
-            else:
-                must.append(models.FieldCondition(key=key, match=models.MatchValue(value=value)))
-        return models.Filter(must=must)
+        return mapping_filter(conditions)
 
     def _params(self, params: SearchParams) -> models.SearchParams | None:
         if self._local:  # exact anyway; search_params would only trigger a warning
             return None
-        return models.SearchParams(hnsw_ef=params.hnsw_ef, exact=params.exact)
+        return search_params(params)
 
     def _collection(self, name: str) -> Any:
         return self._call("read collection", name, self._client.get_collection, name)
@@ -177,8 +188,10 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
         return self._resolve_alias(name) is not None
 
     def _create_collection(
-        self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False
+        self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False, *,
+        settings: CollectionSettings,
     ) -> None:
+        """With ``settings`` (`tamis.adapters._qdrant_settings`) and its payload indexes (not in local mode)."""
         if self._collection_exists(name):
             raise CollectionExistsError(
                 f"collection or alias {name!r} exists already in Qdrant at {self._where!r}; open it, "
@@ -190,15 +203,22 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
                 None,
                 self._client.create_collection,
                 name,
-                vectors_config=models.VectorParams(size=dim, distance=_DISTANCE[distance]),
+                **create_arguments(dim, distance, settings, **self._hnsw),
                 sparse_vectors_config=sparse_config() if sparse else None,
-                hnsw_config=self._hnsw,
                 metadata={METADATA_KEY: metadata},
             )
         except StoreError as exc:
             if exc.__cause__ is not None and is_conflict(exc.__cause__):
-                raise CollectionExistsError(f"collection {name!r} was just created by someone else") from exc
-            raise
+                # a retried creation whose first attempt reached the server finds its own metadata
+                if self._get_metadata(name) != metadata:
+                    raise CollectionExistsError(f"collection {name!r} was just created by someone else") from exc
+            else:
+                raise
+        for field, schema in [] if self._local else payload_indexes(settings):
+            self._call(
+                "index payload of", name, self._client.create_payload_index, name, field, schema, wait=True,
+                ordering=self._ordering,
+            )
 
     def _delete_collection(self, name: str) -> None:
         """Qdrant drops the collection's aliases itself."""
@@ -227,6 +247,8 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
 
     def _collection_dim(self, name: str) -> int:
         vectors = self._collection(name).config.params.vectors
+        if isinstance(vectors, dict) and list(vectors) == [""]:  # langchain-qdrant's: the default vector, named
+            vectors = vectors[""]
         if not isinstance(vectors, models.VectorParams):
             raise ConfigError(
                 f"collection {name!r} uses named vectors ({sorted(vectors or {})}); tamis collections have one "
@@ -247,14 +269,7 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
             raise ConfigError(
                 f"cannot create alias {alias!r}: a collection of that name exists; pick another alias name"
             )
-        ops: list[Any] = []
-        if self._resolve_alias(alias) is not None:
-            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        ops.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=target, alias_name=alias)
-            )
-        )
+        ops = alias_operations(alias, target, replace=self._resolve_alias(alias) is not None)
         self._call("set alias", alias, self._client.update_collection_aliases, change_aliases_operations=ops)
 
     def _resolve_alias(self, alias: str) -> str | None:
@@ -264,10 +279,8 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
     def _delete_alias(self, alias: str) -> None:
         if self._resolve_alias(alias) is None:
             return
-        op = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
-        self._call(
-            "delete alias", alias, self._client.update_collection_aliases, change_aliases_operations=[op]
-        )
+        ops = alias_operations(alias, None, replace=True)
+        self._call("delete alias", alias, self._client.update_collection_aliases, change_aliases_operations=ops)
 
     # -- points --------------------------------------------------------------------------------
     def _point_dim(self, name: str) -> tuple[str, int]:
@@ -284,7 +297,9 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
         batch: Any = hybrid_batch(ids, vectors, payloads, sparse) if sparse is not None else models.Batch(
             ids=ids, vectors=vectors.tolist(), payloads=payloads
         )
-        self._call("upsert into", target, self._client.upsert, target, points=batch, wait=True)
+        self._call(
+            "upsert into", target, self._client.upsert, target, points=batch, wait=True, ordering=self._ordering
+        )
 
     def _retrieve(self, name: str, ids: list[str], *, with_payload: bool, with_vectors: bool) -> list[Record]:
         found = self._call(
@@ -300,7 +315,10 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
 
     def _delete_points(self, name: str, ids: list[str]) -> None:
         selector = models.PointIdsList(points=ids)
-        self._call("delete points from", name, self._client.delete, name, points_selector=selector, wait=True)
+        self._call(
+            "delete points from", name, self._client.delete, name, points_selector=selector, wait=True,
+            ordering=self._ordering,
+        )
 
     def _count(self, name: str, filter: Any) -> int:
         result = self._call("count", name, self._client.count, name, count_filter=filter, exact=True)
@@ -340,17 +358,9 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
         offset: int,
     ) -> list[ScoredPoint]:
         response = self._call(
-            "search",
-            target,
-            self._client.query_points,
-            target,
-            query=query.tolist(),
-            limit=k,
-            offset=offset or None,
-            query_filter=filter,
-            search_params=self._params(params),
-            score_threshold=score_threshold,
-            with_payload=with_payload,
+            "search", target, self._client.query_points, target, query=query.tolist(), limit=k,
+            offset=offset or None, query_filter=filter, search_params=self._params(params),
+            score_threshold=score_threshold, with_payload=with_payload,
         )
         return to_scored(response.points)
 
@@ -369,12 +379,7 @@ class QdrantClientStore(QdrantHybrid, BaseStore):
         qparams = self._params(params)
         requests = [
             models.QueryRequest(
-                query=q.tolist(),
-                limit=k,
-                filter=filter,
-                params=qparams,
-                score_threshold=t,
-                with_payload=with_payload,
+                query=q.tolist(), limit=k, filter=filter, params=qparams, score_threshold=t, with_payload=with_payload
             )
             for q, t in zip(queries, score_thresholds, strict=True)
         ]

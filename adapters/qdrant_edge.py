@@ -53,12 +53,19 @@ from tamis._errors import CollectionExistsError, CollectionNotFoundError, Config
 from tamis.adapters._edge_files import FORMAT, Layout
 from tamis.adapters._edge_hybrid import EdgeHybrid, hybrid_config, hybrid_points
 from tamis.adapters._edge_query import edge_filter, query_request
-from tamis.adapters._edge_shards import OpenShard, SharedShards, check_indexing_threshold, edge_config
+from tamis.adapters._edge_settings import make_shard, settings_config
+from tamis.adapters._edge_shards import (
+    FULL_SCAN_THRESHOLD_KB,
+    OpenShard,
+    SharedShards,
+    check_indexing_threshold,
+)
 from tamis.stores import (
     DEFAULT_HNSW_EF_CONSTRUCT,
     DEFAULT_HNSW_M,
     SPARSE_NAME,
     BaseStore,
+    CollectionSettings,
     Record,
     ScoredPoint,
     SearchParams,
@@ -106,12 +113,13 @@ class EdgeStore(EdgeHybrid, BaseStore):
         check_hnsw(hnsw_m, hnsw_ef_construct)
         check_indexing_threshold(indexing_threshold_kb)
         self.path = Path(path).expanduser().absolute()
-        # the EdgeConfig of a new collection, given its dim and distance
+        # the EdgeConfig of a new collection, given its dim, distance and CollectionSettings
         self._new_config = functools.partial(
-            edge_config,
+            settings_config,
             hnsw_m=hnsw_m,
             hnsw_ef_construct=hnsw_ef_construct,
             indexing_threshold_kb=indexing_threshold_kb,
+            full_scan_threshold_kb=FULL_SCAN_THRESHOLD_KB,
         )
         self._closed = False
         self._files = Layout(self.path)
@@ -183,9 +191,11 @@ class EdgeStore(EdgeHybrid, BaseStore):
         return True
 
     def _create_collection(
-        self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False
+        self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False, *,
+        settings: CollectionSettings,
     ) -> None:
-        """Built in a hidden sibling folder and renamed into place: a failure leaves nothing behind."""
+        """Built in a hidden sibling folder and renamed into place (with its payload indexes): a failure
+        leaves nothing behind. See `tamis.adapters._edge_settings` for the settings Edge applies."""
         info = {"format": FORMAT, "dim": dim, "distance": distance, "metadata": metadata}
         if sparse:  # a hybrid collection (tamis.adapters._edge_hybrid)
             info["sparse"] = SPARSE_NAME
@@ -201,12 +211,10 @@ class EdgeStore(EdgeHybrid, BaseStore):
                 raise CollectionExistsError(
                     f"{name!r} is an alias in {str(self.path)!r}; pick another name or delete_alias({name!r})"
                 )
-            config = self._new_config(dim, distance)
+            config = self._new_config(dim, distance, settings)
             config = hybrid_config(config) if sparse else config
             try:
-                files.build(
-                    name, info, lambda shard_dir: _qe.EdgeShard.create(str(shard_dir), config).close()
-                )
+                files.build(name, info, lambda shard_dir: make_shard(shard_dir, config, settings))
             except Exception as exc:
                 if isinstance(exc, (StoreError, ConfigError)):
                     raise
@@ -247,14 +255,15 @@ class EdgeStore(EdgeHybrid, BaseStore):
     def _collection_dim(self, name: str) -> int:
         return int(self._files.info(self._resolve(name))["dim"])
 
-    def collection_info(self, name: str) -> dict[str, int]:
-        """Engine statistics: ``points``, ``segments`` and ``indexed_vectors`` (HNSW-indexed)."""
+    def collection_info(self, name: str) -> dict[str, Any]:
+        """Engine statistics: ``points``, ``segments``, ``indexed_vectors`` (HNSW-indexed), ``payload_schema``."""
         physical, opened = self._get(name)
         info = self._engine("read info of", physical, opened.shard.info)
         return {
             "points": int(info.points_count),
             "segments": int(info.segments_count),
             "indexed_vectors": int(info.indexed_vectors_count),
+            "payload_schema": {k: str(v.data_type).rpartition(".")[2].lower() for k, v in info.payload_schema.items()},
         }
 
     # -- aliases -------------------------------------------------------------------------------
@@ -396,3 +405,4 @@ class EdgeStore(EdgeHybrid, BaseStore):
         self._shards = None  # type: ignore[assignment]
         if errors:
             raise StoreError(f"closing {self!r} failed for {', '.join(errors)}")
+

@@ -4,7 +4,7 @@
 in the order ``tamis --help`` lists them.
 """
 
-from tamis.cli import _collections, _calibrate, _train, _demo, _serve  # noqa: F401, I001  (registers the commands)
+from tamis.cli import _collections, _calibrate, _train, _demo, _serve, _qdrant  # noqa: F401, I001  (registers the commands)
 from tamis.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -87,8 +87,9 @@ def _open(
     name: str, *, path: Path | None, url: str | None, api_key: str | None, store: str | None,
     model: str | None, backend: str, device: str, create: bool = False,
     encoder_url: str | None = None, encoder_api_key: str | None = None, encoder_options: dict[str, Any] | None = None,
-    hybrid: bool = False,
+    hybrid: bool = False, settings: Any = None,
 ) -> Any:
+    from tamis.cli._qdrant_options import store_options
     from tamis.collection import open_collection
 
     if encoder_options and encoder_url is None:
@@ -98,7 +99,8 @@ def _open(
     return open_collection(
         name, path=path, url=url, api_key=api_key, store=store, model=model, backend=backend, device=device, create=create,
         encoder_url=encoder_url, encoder_api_key=encoder_api_key if encoder_url else None,
-        encoder_options=encoder_options or None, hybrid=hybrid,
+        encoder_options=encoder_options or None, hybrid=hybrid, settings=settings,
+        store_options=store_options(url, store),
     )
 
 

@@ -35,6 +35,7 @@ from tamis.cli._app import (
     out,
 )
 from tamis.cli._hybrid import FusionOpt, HybridOpt, ModeOpt, NoRerankOpt, search_options
+from tamis.cli._qdrant_options import ConfigOpt, IndexFieldOpt, SetOpt, TenantOpt, settings_from_cli
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -61,6 +62,10 @@ def index(
     encoder_api_key: EncoderApiKeyOpt = None,
     timeout: EncoderTimeoutOpt = None,
     retries: EncoderRetriesOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    index_field: IndexFieldOpt = None,
+    tenant_field: TenantOpt = None,
     verbose: VerboseOpt = False,
     hybrid: HybridOpt = False,
 ) -> None:
@@ -77,7 +82,8 @@ def index(
         with _open(collection, path=path, url=url, api_key=api_key, store=store, model=model,
                    backend=backend, device=device,
                    encoder_url=encoder_url, encoder_api_key=encoder_api_key,
-                   encoder_options=encoder_options(timeout, retries), create=True, hybrid=hybrid) as col, _progress() as bar:
+                   encoder_options=encoder_options(timeout, retries), create=True, hybrid=hybrid,
+                   settings=settings_from_cli(config, set_, index_field, tenant_field)) as col, _progress() as bar:
             task = bar.add_task(f"indexing into {collection}", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -286,6 +292,10 @@ def reindex(
     store: StoreOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    index_field: IndexFieldOpt = None,
+    tenant_field: TenantOpt = None,
     verbose: VerboseOpt = False,
     hybrid: HybridOpt = False,
 ) -> None:
@@ -306,6 +316,7 @@ def reindex(
             report = col.reindex(
                 source, model=model, keep_old=keep_old, hybrid=True if hybrid else None,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                settings=settings_from_cli(config, set_, index_field, tenant_field),
             )
     except TamisError as exc:
         _fail(exc)

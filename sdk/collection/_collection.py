@@ -17,6 +17,13 @@ from typing import Any
 
 from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError, TamisError
 from tamis.collection import _versions
+from tamis.collection._configure import (
+    MigrationReport,
+    carried,
+    check_requested,
+    migrate_payloads,
+    needs_migration,
+)
 from tamis.collection._ingest import Indexing, IndexReport, stored_documents
 from tamis.collection._manifest import for_display, upgraded
 from tamis.collection._open import open_store
@@ -24,7 +31,7 @@ from tamis.collection._pipeline import Pipeline
 from tamis.collection._search import Searching, store_filter
 from tamis.data import Document
 from tamis.encoders import Encoder, load_encoder
-from tamis.stores import VectorStore
+from tamis.stores import PAYLOAD_FORMAT, CollectionSettings, VectorStore
 
 __all__ = ["Collection", "open_collection"]
 
@@ -49,6 +56,8 @@ def open_collection(
     create: bool = False,
     server: str | None = None,
     hybrid: bool = False,
+    settings: CollectionSettings | Mapping[str, Any] | None = None,
+    store_options: Mapping[str, Any] | None = None,
 ) -> Collection:
     """Open (or, with ``create=True``, prepare) the collection ``name``.
 
@@ -69,6 +78,11 @@ def open_collection(
             processes to share one embedded collection; ``api_key`` is then the server's key.
         hybrid: a new collection stores each chunk's BM25 sparse vector too, for ``mode="sparse"`` and
             ``"hybrid"`` searches (an existing dense one is upgraded by ``reindex(hybrid=True)``).
+        settings: `tamis.stores.CollectionSettings` (or a mapping of them) for the collection the first
+            `index` creates: quantization, payload indexes, on_disk, shards...; stored in the manifest
+            and carried across `Collection.reindex`.
+        store_options: passed to the store (`open_store`), e.g. ``{"prefer_grpc": True, "timeout": 30,
+            "retries": 8, "verify": "ca.pem"}`` for a server.
 
     Raises:
         CollectionNotFoundError: no such collection and ``create`` is false.
@@ -98,7 +112,8 @@ def open_collection(
         encoder = load_encoder(encoder_url, api_key=encoder_api_key, **dict(encoder_options or {}))
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
-    st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location)
+    requested = None if settings is None else CollectionSettings.of(settings)
+    st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location, options=store_options)
     try:
         physical, manifest = _versions.resolve(st, name)
         if physical is None and not create:
@@ -121,6 +136,9 @@ def open_collection(
                 f"collection {name!r} exists and is dense-only; upgrade it with Collection.reindex(hybrid=True) "
                 f"(`tamis reindex {name} --hybrid`)"
             )
+        if manifest is not None:
+            check_requested(name, manifest, requested)
+        col._settings = requested
         if manifest is not None and (model is not None or encoder is not None):
             col._check_encoder(col.encoder)
         return col
@@ -287,6 +305,16 @@ class Collection(Indexing, Searching):
         self.physical, self._link_alias = _versions.version_name(self.name, 1), True
         self._built_pipeline = None
 
+    def migrate(self) -> MigrationReport:
+        """Rewrite the points in the current payload format (readable by langchain-qdrant and LlamaIndex),
+        keeping their vectors (no re-encoding); idempotent, resumable. `index` does it on its own first."""
+        manifest = self._require()
+        report = migrate_payloads(self.store, self.physical)
+        if needs_migration(manifest):
+            manifest["payload"] = {"format": PAYLOAD_FORMAT}
+            self._write_manifest()
+        return report
+
     # -- a new model for the same collection ---------------------------------------------------
     def _next_version(self, model: str | os.PathLike[str] | None, encoder: Encoder | None) -> Collection:
         """The version a re-index builds: a half-built one of the same model (a crashed re-index) resumed,
@@ -318,6 +346,7 @@ class Collection(Indexing, Searching):
         encoder: Encoder | None = None,
         keep_old: bool = False,
         hybrid: bool | None = None,
+        settings: CollectionSettings | Mapping[str, Any] | None = None,
         **index_options: Any,
     ) -> IndexReport:
         """Re-index the collection with another model, switching over only when it is complete.
@@ -343,6 +372,8 @@ class Collection(Indexing, Searching):
             keep_old: keep the previous version's collection instead of deleting it after the switch.
             hybrid: give the new version BM25 sparse vectors (True: upgrade a dense collection) or not
                 (False); None keeps what the current version has.
+            settings: changes to the collection's `CollectionSettings` for the new version; the current
+                version's settings (quantization, payload indexes, shards ...) are carried over.
             index_options: passed to `index` (``batch_size``, ``progress``, ``on_invalid`` ...).
 
         Returns:
@@ -361,10 +392,11 @@ class Collection(Indexing, Searching):
                     f"collection {self.name!r} holds chunked documents, which cannot be re-read whole; "
                     "pass documents= (the original input)"
                 )
-            documents = stored_documents(self.store, self.physical)
+            documents = stored_documents(self.store, self.physical, manifest.get("payload"))
         new = self._next_version(model, encoder)
         new_physical = new.physical
         new._hybrid_new = self.hybrid if hybrid is None else bool(hybrid)
+        new._settings = carried(manifest, settings)
         try:
             report = new.index(documents, **index_options)
         except BaseException:

@@ -21,12 +21,13 @@ from tamis._errors import (
 )
 from tamis.collection import _versions
 from tamis.collection._hybrid import sparse_manifest
+from tamis.collection._configure import start_manifest, upgrade_payloads
 from tamis.collection._manifest import CollectionBase, new_manifest, now
 from tamis.collection._validate import validate
 from tamis.collection._write import ProgressCallback, Todo, point_id, write
 from tamis.data import Chunker, Document
 from tamis.encoders import Encoder, model_source
-from tamis.stores import VectorStore
+from tamis.stores import VectorStore, read_payload
 
 if TYPE_CHECKING:  # pragma: no cover
     from tamis.data import OnInvalid
@@ -188,8 +189,10 @@ class Indexing(CollectionBase):
             extra: dict[str, Any] = {}
             if self._hybrid_new:  # dense + BM25 sparse vectors (tamis.collection._hybrid)
                 manifest["sparse"], extra["sparse"] = sparse_manifest(), True
+            settings = start_manifest(manifest, self._settings)
             self.store.create_collection(
-                self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest}, **extra
+                self.physical, dim=enc.dim, distance="cosine", metadata={"tamis": manifest}, settings=settings,
+                **extra,
             )
             self.manifest = manifest
             if self._link_alias:
@@ -203,6 +206,7 @@ class Indexing(CollectionBase):
                 f"collection {self.name!r} holds {dim}-d vectors; the encoder makes {enc.dim}-d ones"
             )
         self.manifest["ingest"] = {**self.manifest.get("ingest", {}), "state": "in_progress", "started": now()}
+        upgrade_payloads(self.store, self.physical, self.manifest)
         self._write_manifest()
         return self.manifest
 
@@ -256,10 +260,10 @@ def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict
     keys = list(by_point)
     for start in range(0, len(keys), 1000):
         for rec in store.retrieve(physical, keys[start : start + 1000], with_payload=True):
-            p = rec.payload
+            p = read_payload(rec.payload)
             doc_id = by_point.get(rec.id)
-            if doc_id is not None and "hash" in p:
-                out[doc_id] = (str(p["hash"]), int(p.get("n_chunks", 1)))
+            if doc_id is not None and p is not None and p.content_hash is not None:
+                out[doc_id] = (p.content_hash, p.n_chunks)
     # a multi-chunk document counts as present only if all its chunks are (a store whose
     # upserts are not atomic may have been killed half-way through one)
     rest = {point_id(d, i): d for d, (_, n) in out.items() for i in range(1, n)}
@@ -281,12 +285,16 @@ def _existing(store: VectorStore, physical: str, doc_ids: Iterable[str]) -> dict
     return {d: (h, n, extent[d]) for d, (h, n) in out.items()}
 
 
-def stored_documents(store: VectorStore, physical: str) -> list[Document]:
-    """The documents of an unchunked collection, re-read from its payloads (for a re-index)."""
-    return [
-        Document(
-            id=str(r.payload["doc_id"]), text=str(r.payload.get("text", "")),
-            title=str(r.payload.get("title", "")), metadata=dict(r.payload.get("metadata") or {}),
-        )
-        for r in store.scroll(physical, with_payload=True)
-    ]
+def stored_documents(store: VectorStore, physical: str, layout: Mapping[str, Any] | None = None) -> list[Document]:
+    """The documents of an unchunked collection, re-read from its payloads (for a re-index); points
+    tamis did not write are left out (and counted in a warning)."""
+    docs, foreign = [], 0
+    for r in store.scroll(physical, with_payload=True):
+        p = read_payload(r.payload, r.id, layout)
+        if p is None:
+            foreign += 1
+            continue
+        docs.append(Document(id=p.doc_id, text=p.text, title=p.title, metadata=p.metadata))
+    if foreign:
+        logger.warning("%s: %d points not written by tamis (no doc_id) left out of the re-index", physical, foreign)
+    return docs

@@ -19,7 +19,7 @@ from tamis._errors import CollectionNotFoundError
 from tamis._version import __version__
 from tamis.data import Chunker
 from tamis.encoders import Encoder
-from tamis.stores import VectorStore
+from tamis.stores import CollectionSettings, VectorStore
 
 __all__: list[str] = []
 
@@ -133,6 +133,8 @@ class CollectionBase:
     physical: str
     manifest: dict[str, Any] | None
     encoder: Encoder
+    #: the `CollectionSettings` a version created by the next `index` gets (None: the defaults)
+    _settings: CollectionSettings | None = None
 
     def _require(self) -> dict[str, Any]:
         if self.manifest is None:

@@ -8,6 +8,9 @@ under ``tamis.stores`` by name.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from tamis._errors import ConfigError
 from tamis._settings import tamis_home
@@ -23,6 +26,7 @@ def open_store(
     url: str | None = None,
     api_key: str | None = None,
     location: str | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[VectorStore, bool]:
     """(store, owned): the store the arguments name, built here (owned: close it after use), or the one given.
 
@@ -34,6 +38,8 @@ def open_store(
             with ``store="qdrant"``, the folder of qdrant-client's local mode.
         url, api_key: a Qdrant server or cloud cluster.
         location: ``":memory:"`` for qdrant-client's in-memory local mode.
+        options: more keyword arguments for the store, e.g. ``prefer_grpc``, ``timeout``,
+            ``retries``, ``write_ordering`` and TLS options (``verify``, ``cert``) for a server.
 
     Raises:
         ConfigError: conflicting arguments, or no store of that name.
@@ -44,8 +50,9 @@ def open_store(
     """
     from tamis import registry
 
+    extra = dict(options or {})
     if store is not None and not isinstance(store, str):
-        if any(v is not None for v in (path, url, api_key, location)):
+        if any(v is not None for v in (path, url, api_key, location)) or extra:
             raise ConfigError("pass either store=<a store object> or path/url/api_key/location, not both")
         return store, False
     if url is not None and location is not None:
@@ -55,9 +62,32 @@ def open_store(
     if kind == "edge":
         if url is not None or location is not None or api_key is not None:
             raise ConfigError("the edge store is embedded: url=, location= and api_key= are for store='qdrant'")
-        return cls(tamis_home(path)), True
+        home = tamis_home(path)
+        _check_folder(home, "edge")
+        return cls(home, **extra), True
     if kind == "qdrant":
         if path is not None and (url is not None or location is not None):
             raise ConfigError("store='qdrant' takes one of url=, location= or path=")
-        return cls(location=location, url=url, api_key=api_key, path=None if path is None else os.fspath(path)), True
-    return cls(**{k: v for k, v in dict(path=path, url=url, api_key=api_key, location=location).items() if v is not None}), True
+        if path is not None:
+            _check_folder(Path(path), "qdrant")
+        return cls(location=location, url=url, api_key=api_key, path=None if path is None else os.fspath(path), **extra), True
+    given = dict(path=path, url=url, api_key=api_key, location=location)
+    return cls(**{k: v for k, v in given.items() if v is not None}, **extra), True
+
+
+def _check_folder(path: Path, kind: str) -> None:
+    """`ConfigError` when ``path`` holds the other built-in store's data (``path=`` means Edge to tamis,
+    local mode to qdrant-client: the same folder must not be read as both)."""
+    path = Path(path).expanduser()
+    edge = (path / "aliases.json").exists() or (path / "collections").is_dir()
+    local = (path / "meta.json").exists()
+    if kind == "edge" and local and not edge:
+        raise ConfigError(
+            f"{str(path)!r} holds qdrant-client local-mode data (meta.json, collection/), not Qdrant Edge's: "
+            f"open it with store='qdrant', path={str(path)!r} (CLI: --store qdrant --path ...)"
+        )
+    if kind == "qdrant" and edge and not local:
+        raise ConfigError(
+            f"{str(path)!r} holds tamis's embedded Qdrant Edge data (collections/, aliases.json), not "
+            f"qdrant-client local mode's: open it with store='edge', path={str(path)!r} (the default store)"
+        )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tamis._errors import ConfigError, DimensionMismatchError, TamisError
+from tamis.collection._configure import query_defaults
 from tamis.collection._hybrid import HybridSide, hybrid_search_fn, resolve_mode
 from tamis.collection._options import SearchOptions, options_of
 from tamis.collection._pipeline import Staging
@@ -24,8 +25,11 @@ from tamis.stores import (
     VectorStore,
     batch_thresholds,
     check_search_args,
+    read_payload,
     validate_filter,
 )
+
+logger = logging.getLogger("tamis")
 
 __all__ = ["Searching"]
 
@@ -147,8 +151,14 @@ class Searching(HybridSide, Staging):
             fusion=options.fusion, rrf_k=options.rrf_k,
         )
         chunked = bool(manifest.get("chunked"))
-        search = store_search(self.store, self.physical, chunked=chunked)
-        search = hybrid_search_fn(self.store, self.physical, search, chunked=chunked, collapse=_collapse)
+        search = store_search(
+            self.store, self.physical, chunked=chunked, layout=manifest.get("payload"), defaults=query_defaults(manifest),
+        )
+        layout = manifest.get("payload")
+        search = hybrid_search_fn(
+            self.store, self.physical, search, chunked=chunked,
+            collapse=lambda points, k: _collapse(points, k, layout),
+        )
         try:
             pipeline = self._stage_pipeline()
         except TamisError as exc:
@@ -207,12 +217,27 @@ def build_request(
     )
 
 
-def store_search(store: VectorStore, physical: str, *, chunked: bool) -> SearchFn:
-    """The innermost step of every search: a `SearchRequest` against the store, hits collapsed per document."""
+def store_search(
+    store: VectorStore,
+    physical: str,
+    *,
+    chunked: bool,
+    layout: Mapping[str, Any] | None = None,
+    defaults: SearchParams | None = None,
+) -> SearchFn:
+    """The innermost step of every search: a `SearchRequest` against the store, hits collapsed per document.
+
+    ``layout``: how the points' payloads read (the manifest's ``payload``); ``defaults``: the collection's
+    query-time settings (``hnsw_ef``, quantization ``rescore`` / ``oversampling``).
+    """
+    base = defaults or SearchParams()
 
     def search(request: SearchRequest) -> list[list[Hit]]:
         vectors, k, sfilter = request.vectors, request.k, request.filter
-        params = SearchParams(hnsw_ef=request.hnsw_ef, exact=request.exact)  # None: the store's default
+        params = SearchParams(  # hnsw_ef None: the store's default
+            hnsw_ef=request.hnsw_ef or base.hnsw_ef, exact=request.exact, rescore=base.rescore,
+            oversampling=base.oversampling,
+        )
         score_thresholds = request.score_thresholds
         fetch = k if not chunked else k * 4 + 10
         if score_thresholds is not None:
@@ -223,11 +248,11 @@ def store_search(store: VectorStore, physical: str, *, chunked: bool) -> SearchF
         )
         out = []
         for i, points in enumerate(results):
-            hits = _collapse(points, k)
+            hits = _collapse(points, k, layout)
             if chunked and len(points) == fetch and len(hits) < k:
                 thr = None if score_thresholds is None else score_thresholds[i]
                 more = store.search(physical, vectors[i], k=fetch * 8, score_threshold=thr, filter=sfilter, params=params)
-                hits = _collapse(more, k)
+                hits = _collapse(more, k, layout)
             out.append(hits)
         return out
 
@@ -239,22 +264,24 @@ def _inclusive(threshold: float) -> float:
     return float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
 
 
-def _collapse(points: Sequence[ScoredPoint], k: int) -> list[Hit]:
+def _collapse(points: Sequence[ScoredPoint], k: int, layout: Mapping[str, Any] | None = None) -> list[Hit]:
     """Scored points -> at most ``k`` hits, one per document (its best chunk), best first."""
     hits: list[Hit] = []
     seen: set[str] = set()
+    foreign = 0
     for p in points:
-        pl = p.payload
-        doc_id = str(pl.get("doc_id", p.id))
-        if doc_id in seen:
+        c = read_payload(p.payload, p.id, layout)
+        if c is None:  # a point another tool wrote into this collection
+            foreign += 1
             continue
-        seen.add(doc_id)
+        if c.doc_id in seen:
+            continue
+        seen.add(c.doc_id)
         hits.append(
-            Hit(
-                id=doc_id, score=float(p.score), text=str(pl.get("text", "")), title=str(pl.get("title", "")),
-                metadata=pl.get("metadata") or {}, chunk=int(pl.get("chunk", 0)),
-            )
+            Hit(id=c.doc_id, score=float(p.score), text=c.text, title=c.title, metadata=c.metadata, chunk=c.chunk)
         )
         if len(hits) == k:
             break
+    if foreign:
+        logger.warning("search skipped %d points not written by tamis (no doc_id in their payload)", foreign)
     return hits

@@ -71,7 +71,7 @@ def find(store: VectorStore, name: str) -> tuple[str | None, bool]:
     fallback = None
     for _, physical in sorted(versions(store, name).items(), reverse=True):
         manifest = manifest_of(store, physical)
-        if manifest is None:
+        if manifest is None or (manifest.get("transfer") or {}).get("state") == "copying":  # a half-push
             continue
         if ingest_state(manifest) == "complete":
             return physical, True
@@ -109,6 +109,7 @@ def resolve(store: VectorStore, name: str) -> tuple[str | None, Mapping[str, Any
     if manifest is None:
         raise StoreError(
             f"collection {name!r} exists but was not created by tamis (no tamis manifest); "
+            "adopt it (`tamis adopt NAME --model M --text-key page_content`, tamis.collection.adopt_collection), "
             "pick another name, or index it with tamis into a new collection"
         )
     if orphan:

@@ -17,7 +17,7 @@ import numpy as np
 from tamis._errors import DimensionMismatchError, ModelError
 from tamis.data import Document
 from tamis.encoders import Encoder
-from tamis.stores import StorePoint, VectorStore
+from tamis.stores import PointContent, StorePoint, VectorStore, point_payload
 
 __all__ = ["point_id"]
 
@@ -35,16 +35,13 @@ def point_id(doc_id: str, chunk: int = 0) -> str:
 
 
 def _payload(doc: Document, number: int, text: str, *, n_chunks: int, content_hash: str) -> dict[str, Any]:
-    return {
-        "doc_id": doc.id,
-        "chunk": number,
-        "n_chunks": n_chunks,
-        "title": doc.title,
-        # an unchunked document keeps its own text; a chunk keeps the piece that was embedded
-        "text": doc.text if n_chunks == 1 else text,
-        "metadata": dict(doc.metadata),
-        "hash": content_hash,
-    }
+    return point_payload(
+        PointContent(
+            doc_id=doc.id, chunk=number, n_chunks=n_chunks, title=doc.title,
+            # an unchunked document keeps its own text; a chunk keeps the piece that was embedded
+            text=doc.text if n_chunks == 1 else text, metadata=dict(doc.metadata), content_hash=content_hash,
+        )
+    )
 
 
 def check_vectors(vecs: np.ndarray, doc_ids: list[str], enc: Encoder) -> None:

@@ -11,6 +11,7 @@ engine and back; they still raise `CollectionNotFoundError` for a missing collec
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -33,6 +34,7 @@ from tamis.stores._helpers import (
 )
 from tamis.stores._hybrid import HybridMethods, check_point_sparse
 from tamis.stores._protocol import Record, ScoredPoint, SearchParams, StorePoint
+from tamis.stores._settings import CollectionSettings
 
 __all__ = ["BaseStore"]
 
@@ -67,17 +69,32 @@ class BaseStore(HybridMethods, abc.ABC):
         return self._collection_exists(check_name(name))
 
     def create_collection(
-        self, name: str, *, dim: int, distance: str = "cosine", metadata: Mapping[str, Any], sparse: bool = False
+        self,
+        name: str,
+        *,
+        dim: int,
+        distance: str = "cosine",
+        metadata: Mapping[str, Any],
+        sparse: bool = False,
+        settings: CollectionSettings | Mapping[str, Any] | None = None,
     ) -> None:
         """Create an empty collection with its metadata; `CollectionExistsError` if the name is taken.
 
         ``sparse=True``: a hybrid collection, with a BM25 sparse vector (IDF by the engine) per point.
+        ``settings`` (`CollectionSettings`) are applied as far as the engine supports them; its
+        payload indexes (tamis's own ``doc_id`` / ``chunk`` always) are created with the collection.
         """
         check_name(name)
         dim = check_dim(dim)
         check_distance(distance)
-        extra = {"sparse": True} if sparse else {}  # a store without hybrid support keeps its hook as it was
-        self._create_collection(name, dim, distance, json_copy(metadata, "metadata"), **extra)
+        wanted = CollectionSettings.of(settings)
+        extra: dict[str, Any] = {"sparse": True} if sparse else {}  # a store without hybrid support keeps its hook
+        if "settings" in inspect.signature(self._create_collection).parameters:
+            self._create_collection(name, dim, distance, json_copy(metadata, "metadata"), settings=wanted, **extra)
+        elif wanted != CollectionSettings():
+            raise ConfigError(f"the {self.kind!r} store does not apply collection settings ({wanted.to_dict()})")
+        else:  # a store written before settings existed
+            self._create_collection(name, dim, distance, json_copy(metadata, "metadata"), **extra)  # type: ignore[call-arg]
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection, its points and the aliases pointing at it (no error if absent).
@@ -283,7 +300,9 @@ class BaseStore(HybridMethods, abc.ABC):
     def _collection_exists(self, name: str) -> bool: ...
 
     @abc.abstractmethod
-    def _create_collection(self, name: str, dim: int, distance: str, metadata: dict[str, Any]) -> None: ...
+    def _create_collection(
+        self, name: str, dim: int, distance: str, metadata: dict[str, Any], *, settings: CollectionSettings
+    ) -> None: ...
 
     @abc.abstractmethod
     def _delete_collection(self, name: str) -> None: ...

@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ __all__ = [
     "DEFAULT_HNSW_EF_CONSTRUCT",
     "DEFAULT_HNSW_M",
     "DISTANCES",
+    "PAYLOAD_FORMAT",
+    "PointContent",
     "batch_thresholds",
     "canonical_id",
     "check_batch_size",
@@ -33,6 +36,8 @@ __all__ = [
     "check_search_args",
     "json_copy",
     "mapping_conditions",
+    "point_payload",
+    "read_payload",
     "resolve_params",
     "single_vector",
     "to_record",
@@ -181,7 +186,9 @@ def resolve_params(params: SearchParams | None) -> SearchParams:
         raise ConfigError(f"params must be a tamis.stores.SearchParams or None, got {type(params).__name__}")
     ef = params.hnsw_ef
     if ef is None:
-        return SearchParams(hnsw_ef=DEFAULT_HNSW_EF, exact=params.exact)
+        return SearchParams(
+            hnsw_ef=DEFAULT_HNSW_EF, exact=params.exact, rescore=params.rescore, oversampling=params.oversampling
+        )
     if isinstance(ef, bool) or not isinstance(ef, (int, np.integer)) or ef < 1:
         raise ConfigError(f"hnsw_ef must be a positive integer or None, got {ef!r}")
     return params
@@ -222,3 +229,88 @@ def to_record(point: Any, with_vectors: bool) -> Record:
 def to_scored(points: Any) -> list[ScoredPoint]:
     """`ScoredPoint`s from an engine's scored points (``id``, ``score``, ``payload``); ids as strings."""
     return [ScoredPoint(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+
+# -- the payload of a tamis point -------------------------------------------------------------------
+#: the payload layout tamis writes: 2 is read by langchain-qdrant and LlamaIndex with their defaults
+#: (``page_content`` + ``metadata`` holding ``doc_id`` / ``chunk`` / ``title``; ``text``); 1 (older
+#: tamis) kept the text under ``text`` and only the user's metadata under ``metadata``
+PAYLOAD_FORMAT = 2
+#: what tamis adds to a point's ``metadata`` (format 2), taken out again when it is read
+_OWN_METADATA = ("doc_id", "chunk", "title")
+
+
+@dataclass(frozen=True, slots=True)
+class PointContent:
+    """What a tamis point says about its chunk: the document, the chunk's place and text, its metadata."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    chunk: int = 0
+    n_chunks: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+    content_hash: str | None = None
+
+
+def point_payload(content: PointContent) -> dict[str, Any]:
+    """The payload tamis writes for a point (format `PAYLOAD_FORMAT`): the one place that builds it.
+
+    ``page_content`` and ``metadata`` are what langchain-qdrant reads, ``text`` what LlamaIndex
+    reads; ``doc_id`` / ``chunk`` / ``n_chunks`` / ``hash`` stay top-level for tamis's own
+    (indexed) filters. The metadata keys ``doc_id``, ``chunk`` and ``title`` are tamis's.
+    """
+    own = {"doc_id": content.doc_id, "chunk": content.chunk, "title": content.title}
+    out: dict[str, Any] = {
+        "page_content": content.text,
+        "metadata": {**content.metadata, **own},
+        "text": content.text,
+        **own,
+        "n_chunks": content.n_chunks,
+    }
+    if content.content_hash is not None:
+        out["hash"] = content.content_hash
+    return out
+
+
+def _dotted(payload: Mapping[str, Any], key: str) -> Any:
+    value: Any = payload
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def read_payload(
+    payload: Mapping[str, Any], point_id: str | None = None, layout: Mapping[str, Any] | None = None
+) -> PointContent | None:
+    """The `PointContent` of a payload (formats 1 and 2; the one place that reads one), or None for a
+    point tamis did not write.
+
+    ``layout`` reads a collection another tool made (adopted): ``text_key`` (e.g. ``"page_content"``),
+    ``metadata_key`` (None: the whole payload but the text), ``id_key`` (a dotted key; None: the
+    point id) and ``title_key``.
+    """
+    if layout is not None and layout.get("format") == "foreign" and not ("doc_id" in payload and "hash" in payload):
+        text = _dotted(payload, str(layout.get("text_key") or "page_content"))
+        if not isinstance(text, str):
+            return None
+        id_key, title_key, meta_key = layout.get("id_key"), layout.get("title_key"), layout.get("metadata_key")
+        doc_id = _dotted(payload, id_key) if id_key else point_id
+        if doc_id is None:
+            return None
+        meta = _dotted(payload, meta_key) if meta_key else {k: v for k, v in payload.items() if k != layout.get("text_key")}
+        title = _dotted(payload, title_key) if title_key else None
+        return PointContent(str(doc_id), text, "" if title is None else str(title), metadata=dict(meta or {}))
+    if "doc_id" not in payload:
+        return None
+    meta = dict(payload.get("metadata") or {})
+    if "page_content" in payload:  # format 2: tamis's keys inside metadata are not the user's
+        for key in _OWN_METADATA:
+            meta.pop(key, None)
+    text = payload.get("page_content", payload.get("text", ""))
+    content_hash = payload.get("hash")
+    return PointContent(
+        doc_id=str(payload["doc_id"]), text=str(text), title=str(payload.get("title", "")),
+        chunk=int(payload.get("chunk", 0)), n_chunks=int(payload.get("n_chunks", 1)), metadata=meta,
+        content_hash=None if content_hash is None else str(content_hash),
+    )

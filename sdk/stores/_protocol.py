@@ -23,9 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tamis.stores._settings import CollectionSettings
 
 __all__ = [
     "Distance",
@@ -79,10 +82,15 @@ class SearchParams:
         hnsw_ef: size of the HNSW candidate list at query time; larger is more exact and slower.
             ``None`` uses tamis's default (128).
         exact: bypass the index and compare with every vector (ground truth; slow on big collections).
+        rescore: on a quantized collection, re-score the candidates with the original vectors
+            (None: the engine's default).
+        oversampling: on a quantized collection, fetch ``k * oversampling`` candidates to re-score.
     """
 
     hnsw_ef: int | None = None
     exact: bool = False
+    rescore: bool | None = None
+    oversampling: float | None = None
 
 
 def validate_filter(filter: Mapping[str, Any]) -> None:
@@ -139,9 +147,9 @@ class VectorStore(Protocol):
 
     def create_collection(
         self, name: str, *, dim: int, distance: Distance = "cosine", metadata: Mapping[str, Any],
-        sparse: bool = False,
+        sparse: bool = False, settings: CollectionSettings | None = None,
     ) -> None:
-        """Create an empty collection with its metadata; `CollectionExistsError` if it exists.
+        """Create an empty collection with its metadata (and `CollectionSettings`); `CollectionExistsError` if it exists.
 
         ``sparse=True`` makes a hybrid collection: a BM25 sparse vector with the IDF modifier next to
         the dense one (see `tamis.stores.HybridMethods`)."""

@@ -1,0 +1,258 @@
+"""How Qdrant Edge (through tamis's EdgeStore and CollectionSettings) grows with N: float32 / int8 / binary.
+
+Vectors: real all-MiniLM-L6-v2 embeddings of the 40k WordNet documents (title + examples), tiled to N
+with small Gaussian noise (sigma 0.01 per dimension, renormalised: a copy has cosine ~0.98 to its
+original), so that neighbourhoods are as crowded as real near-duplicates make them. Queries: the
+embeddings of WordNet test-split glosses (real queries). For each (configuration, N), one child
+process builds the collection (upsert throughput, HNSW build time, on-disk size) and a fresh one
+loads it and queries it (RSS after load + queries, p50/p99 latency at k=10 one query at a time,
+recall@10 against exact search computed here). Configurations:
+
+* ``float32``: vectors in RAM, no quantization;
+* ``int8``: originals on disk (mmap), scalar int8 (quantile 0.99) in RAM, rescore with oversampling 2;
+* ``binary``: originals on disk, binary (1 bit) in RAM, rescore with oversampling 3.
+
+``--filtered N`` adds the payload-index effect: a filter on ``metadata.lang`` (10 values, 10%% of
+the points) with and without a keyword index on it, float32, at N points.
+
+Run (timing: each child process under the lock, ``BENCH_LOCK``)::
+
+    TAMIS_SHARED=/work/shared BENCH_LOCK=/work/bench.lock .venv/bin/python benchmarks/scale.py \\
+        --sizes 100000 300000 --configs float32 int8 binary --filtered 300000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT, dataset, save_json  # noqa: E402
+
+NOISE = 0.01
+BATCH = 1000
+CONFIGS = {
+    "float32": ({}, {}),
+    "int8": (
+        {"on_disk_vectors": True, "quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}},
+        {"rescore": True, "oversampling": 2.0},
+    ),
+    "binary": (
+        {"on_disk_vectors": True, "quantization": {"type": "binary", "always_ram": True}},
+        {"rescore": True, "oversampling": 3.0},
+    ),
+}
+
+
+def base_vectors() -> tuple[np.ndarray, np.ndarray]:
+    """(40k document vectors, test query vectors), encoded once and cached under benchmarks/out/."""
+    cache = OUT / "scale-wordnet-minilm.npz"
+    if cache.exists():
+        z = np.load(cache)
+        return z["docs"], z["queries"]
+    from _encode_cache import load_encoder_fast
+
+    from tamis import load_beir
+    from tamis.data import load_beir_queries
+
+    folder = dataset("wordnet-reverse-dictionary")
+    docs = list(load_beir(folder))
+    queries = load_beir_queries(folder)
+    test = [line.split("\t")[0] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]]
+    enc = load_encoder_fast()
+    t0 = time.perf_counter()
+    dv = enc.encode([d.embed_text for d in docs], kind="document", batch_size=128)
+    qv = enc.encode([queries[q] for q in dict.fromkeys(test)], kind="query", batch_size=128)
+    print(f"encoded {len(dv)} documents and {len(qv)} queries in {time.perf_counter() - t0:.0f}s", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, docs=dv.astype(np.float32), queries=qv.astype(np.float32))
+    return dv, qv
+
+
+def _block(base: np.ndarray, b: int) -> np.ndarray:
+    """Points ``b*BATCH .. (b+1)*BATCH`` of the tiled set, unit-normalised: copy ``j // len(base)`` of
+    document ``j % len(base)``; copy 0 is the original, the others get noise seeded by the block."""
+    n = len(base)
+    idx = np.arange(b * BATCH, (b + 1) * BATCH)
+    out = base[idx % n].copy()
+    if idx[0] >= n:
+        out += np.random.default_rng(b).normal(0.0, NOISE, size=out.shape).astype(np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def tiled(base: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Points ``start:stop`` of the tiled set (the same values however they are sliced)."""
+    assert len(base) % BATCH == 0
+    first, last = start // BATCH, (stop - 1) // BATCH
+    blocks = np.concatenate([_block(base, b) for b in range(first, last + 1)])
+    return blocks[start - first * BATCH : stop - first * BATCH]
+
+
+def exact_top10(base: np.ndarray, queries: np.ndarray, n: int) -> np.ndarray:
+    best_s = np.full((len(queries), 10), -np.inf, dtype=np.float32)
+    best_i = np.zeros((len(queries), 10), dtype=np.int64)
+    for start in range(0, n, 50_000):
+        block = tiled(base, start, min(n, start + 50_000))
+        s = queries @ block.T
+        i = np.argpartition(-s, 10, axis=1)[:, :10]
+        cand_s = np.concatenate([best_s, np.take_along_axis(s, i, 1)], 1)
+        cand_i = np.concatenate([best_i, i + start], 1)
+        top = np.argsort(-cand_s, axis=1)[:, :10]
+        best_s, best_i = np.take_along_axis(cand_s, top, 1), np.take_along_axis(cand_i, top, 1)
+    return best_i
+
+
+def _pid(j: int) -> str:
+    return str(uuid.UUID(int=j + 1))
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child_build(folder: Path, n: int, config: str, index_lang: bool) -> dict:
+    from tamis.adapters.qdrant_edge import EdgeStore
+    from tamis.stores import CollectionSettings, StorePoint
+
+    base, _ = base_vectors()
+    settings = dict(CONFIGS[config][0])
+    if index_lang:
+        settings["payload_indexes"] = ["metadata.lang:keyword"]
+    store = EdgeStore(folder)
+    store.create_collection("c", dim=base.shape[1], metadata={}, settings=CollectionSettings.of(settings))
+    upsert_s = 0.0
+    for start in range(0, n, BATCH):
+        vecs = tiled(base, start, min(n, start + BATCH))
+        points = [
+            StorePoint(_pid(j), vecs[j - start], {"doc_id": str(j), "chunk": 0, "metadata": {"lang": f"l{j % 10}"}})
+            for j in range(start, start + len(vecs))
+        ]
+        t0 = time.perf_counter()
+        store.upsert("c", points)
+        upsert_s += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    store.optimize("c")
+    optimize_s = time.perf_counter() - t0
+    info = store.collection_info("c")
+    store.close()
+    disk = sum(f.stat().st_blocks * 512 for f in folder.rglob("*") if f.is_file())  # allocated, not apparent
+    return {"upsert_s": upsert_s, "upsert_per_s": n / upsert_s, "optimize_s": optimize_s,
+            "indexed": info["indexed_vectors"], "disk_mb": disk / 2**20}
+
+
+def child_query(folder: Path, config: str, n_queries: int, filtered: bool) -> dict:
+    from tamis.adapters.qdrant_edge import EdgeStore
+    from tamis.stores import SearchParams
+
+    _, queries = base_vectors()
+    queries = queries[:n_queries]
+    rss0 = _rss_mb()
+    store = EdgeStore(folder)
+    params = SearchParams(**CONFIGS[config][1])
+    flt = {"metadata.lang": "l3"} if filtered else None
+    t0 = time.perf_counter()
+    store.count("c")  # loads the shard
+    load_s = time.perf_counter() - t0
+    for q in queries[:30]:  # warm-up
+        store.search("c", q, k=10, params=params, filter=flt, with_payload=False)
+    lat, ids = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = store.search("c", q, k=10, params=params, filter=flt, with_payload=False)
+        lat.append(time.perf_counter() - t0)
+        ids.append([uuid.UUID(h.id).int - 1 for h in hits])
+    rss = _rss_mb()
+    store.close()
+    ms = np.array(lat) * 1000
+    return {"load_s": load_s, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "rss_mb": rss, "rss_before_mb": rss0, "ids": ids}
+
+
+def run_child(*args: str) -> dict:
+    """One child process; a query child under ``flock $BENCH_LOCK`` when set (latency is timed there; a
+    build of 300k points takes longer than one may hold the shared lock, so builds run unlocked and
+    their throughput is recorded with the load average)."""
+    cmd = [sys.executable, __file__, "--child", *args]
+    if os.environ.get("BENCH_LOCK") and args[0] == "query":
+        cmd = ["flock", os.environ["BENCH_LOCK"], *cmd]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--filtered", type=int, default=0, help="N for the payload-index comparison (0: skip)")
+    ap.add_argument("--work", type=Path, default=OUT / "scale-work")
+    ap.add_argument("--out", default="scale.json", help="results file name under benchmarks/out/")
+    ap.add_argument("--child", nargs="+")
+    args = ap.parse_args()
+    if args.child:
+        kind, folder, *rest = args.child
+        if kind == "build":
+            result = child_build(Path(folder), int(rest[0]), rest[1], rest[2] == "1")
+        else:
+            result = child_query(Path(folder), rest[0], int(rest[1]), rest[2] == "1")
+        print(json.dumps(result))
+        return
+    base, queries = base_vectors()
+    queries = queries[: args.queries]
+    # (n, config, lang index): the float32 build at --filtered N also answers the filtered query
+    # without a payload index on metadata.lang; one more build has the index
+    builds = [(n, c, False) for n in args.sizes for c in args.configs]
+    if args.filtered:
+        builds.append((args.filtered, "float32", True))
+    results = []
+    for n, config, indexed in builds:
+        folder = args.work / f"{config}-{n}-{int(indexed)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        build = run_child("build", str(folder), str(n), config, "1" if indexed else "0")
+        modes = [] if indexed else [False]
+        if n == args.filtered and config == "float32":
+            modes.append(True)
+        for filtered in modes:
+            query = run_child("query", str(folder), config, str(len(queries)), "1" if filtered else "0")
+            if filtered:
+                keep = np.arange(n)[np.arange(n) % 10 == 3]
+                truth = keep[exact_top10_subset(base, queries, keep)]
+            else:
+                truth = exact_top10(base, queries, n)
+            ids = query.pop("ids")
+            recall = float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(ids, truth.tolist(), strict=True)]))
+            row = {"n": n, "config": config, "filtered": filtered, "lang_index": indexed, **build, **query,
+                   "recall@10": recall, "load_avg": os.getloadavg()[0]}
+            results.append(row)
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+            save_json(args.out, {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                     "noise": NOISE, "results": results})
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"wrote {OUT / args.out}")
+
+
+def exact_top10_subset(base: np.ndarray, queries: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Exact top-10 among the points ``keep`` (sorted point numbers), as positions in ``keep``."""
+    blocks = []
+    for start in range(0, len(keep), 20_000):
+        rows = keep[start : start + 20_000]
+        vecs = tiled(base, int(rows[0]), int(rows[-1]) + 1)[rows - rows[0]]
+        blocks.append(queries @ vecs.T)
+    s = np.concatenate(blocks, 1)
+    return np.argsort(-s, axis=1)[:, :10]
+
+
+if __name__ == "__main__":
+    main()
