@@ -139,6 +139,14 @@ class Indexing(CollectionBase):
             self.store, self.physical, enc, todo, batch_size=batch_size, encode_batch_size=encode_batch_size,
             progress=progress,
         )
+        self._finish_ingest(manifest, report, stale, optimize=optimize)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _finish_ingest(
+        self, manifest: dict[str, Any], report: IndexReport, stale: list[str], *, optimize: bool
+    ) -> None:
+        """After the writes: delete stale chunks, optimise, flush, mark the ingest complete (also the Ray ingest's end)."""
         if stale:
             self.store.delete_points(self.physical, stale)
             report.stale_chunks_deleted = len(stale)
@@ -151,8 +159,6 @@ class Indexing(CollectionBase):
             "points": report.points,
         }
         self._write_manifest()
-        report.seconds = time.perf_counter() - t0
-        return report
 
     def _begin_ingest(self, enc: Encoder, chunker: Chunker) -> dict[str, Any]:
         """Mark an ingest in progress, creating the collection (and its alias) on the first one."""
@@ -228,7 +234,13 @@ def plan(
 ) -> tuple[list[Todo], list[str]]:
     """(documents to write, shortest first; point ids of stale chunks), counting the unchanged in ``report``."""
     # skip what is already there with the same content (idempotence, resume)
-    existing = _existing(store, physical, (d.id for d, _ in chunked))
+    return decide(_existing(store, physical, (d.id for d, _ in chunked)), chunked, report)
+
+
+def decide(
+    existing: Mapping[str, tuple[str, int]], chunked: list[tuple[Document, list[str]]], report: IndexReport
+) -> tuple[list[Todo], list[str]]:
+    """`plan` given what is stored, ``{doc id: (content hash, chunks)}`` (the Ray ingest looks it up per block)."""
     todo: list[Todo] = []
     stale: list[str] = []
     for doc, chunks in chunked:
