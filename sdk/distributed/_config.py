@@ -28,6 +28,7 @@ class RayConfig(BaseModel):
         encode_batch_size: texts per forward pass inside an actor.
         max_buffered_bytes: object-store bytes the pipeline may hold ahead of the writer; when the
             store writes slower than the actors encode, they wait instead of buffering the corpus.
+        max_tasks_in_flight_per_actor: blocks queued at an actor beyond the one it encodes.
         runtime_env: Ray's runtime environment for the workers (``pip``, ``env_vars``, ``working_dir``).
         read_cpus: CPUs a read task reserves (0: reading is light, the actors hold the cores).
         num_cpus: CPUs of a local cluster started here (ignored when joining one).
@@ -47,6 +48,7 @@ class RayConfig(BaseModel):
     batch_size: int = Field(256, ge=1)
     encode_batch_size: int = Field(64, ge=1)
     max_buffered_bytes: int = Field(256 * 2**20, ge=2**20)
+    max_tasks_in_flight_per_actor: int = Field(2, ge=1)
     runtime_env: dict[str, Any] | None = None
     read_cpus: float = Field(0.0, ge=0)
     num_cpus: int | None = Field(None, ge=1)

@@ -28,7 +28,7 @@ from tamis.distributed._blocks import POINT, STALE, STATS, EncodeBlocks, Snapsho
 from tamis.distributed._config import RayConfig, gpus_per_actor, limit_buffering, start_ray
 from tamis.distributed._read import read_dataset
 from tamis.encoders import Encoder
-from tamis.stores import StorePoint
+from tamis.stores import StorePoint, VectorStore
 
 __all__ = ["index_distributed"]
 
@@ -41,7 +41,7 @@ def index_distributed(
     path: str | os.PathLike[str] | None = None,
     url: str | None = None,
     api_key: str | None = None,
-    store: str | None = None,
+    store: VectorStore | str | None = None,
     model: str | os.PathLike[str] | None = None,
     encoder: Encoder | None = None,
     backend: str = "auto",
@@ -121,7 +121,9 @@ def index_distributed(
             sink = {"url": url, "api_key": api_key, "collection": col.physical} if direct else None
             encoded = ds.map_batches(
                 EncodeBlocks, batch_size=cfg.batch_size, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
+                compute=ray.data.ActorPoolStrategy(
+                    size=cfg.num_actors, max_tasks_in_flight_per_actor=cfg.max_tasks_in_flight_per_actor,
+                ),
                 num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
                 fn_constructor_kwargs=dict(
                     spec=spec, encoder=model_arg, fingerprint=enc.fingerprint, device=actor_device,
