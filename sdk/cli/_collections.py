@@ -30,6 +30,7 @@ from tamis.cli._app import (
     app,
     out,
 )
+from tamis.cli._ray import ActorsOpt, RayBatchOpt, RayOpt, index_with_ray
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -55,9 +56,14 @@ def index(
     encoder_url: EncoderUrlOpt = None,
     encoder_api_key: EncoderApiKeyOpt = None,
     verbose: VerboseOpt = False,
+    ray: RayOpt = None,
+    actors: ActorsOpt = 1,
+    ray_batch_size: RayBatchOpt = 256,
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
     _setup_logging(verbose)
+    if ray is not None:  # the same ingest on a Ray cluster (tamis.cli._ray -> tamis.distributed)
+        return index_with_ray(**locals())
     from tamis.data import load_data
 
     on_invalid = "skip" if skip_invalid else "raise"

@@ -255,3 +255,27 @@ def test_a_slow_store_holds_the_actors_back(ray_cluster, tmp_path):
     # (measured: 216 documents ahead at n=600, 212 at n=1000), not a share of the corpus
     print("documents ahead of the store, at most:", max(ahead))
     assert max(ahead) <= 15 * block, f"the actors ran {max(ahead)} documents ahead of the store (of {n})"
+
+
+def test_cli_index_with_ray(ray_cluster, tmp_path, monkeypatch, capsys):
+    """``tamis index DATA -c NAME --ray`` (joins the running cluster) and ``--ray ADDRESS``: the in-process points."""
+    from typer.testing import CliRunner
+
+    from tamis.cli import app, main
+
+    write_jsonl(tmp_path / "c.jsonl", corpus(30))
+    base = ["index", str(tmp_path / "c.jsonl"), "-c", "docs", "--model", "fake:32", "--json", "--actors", "2"]
+    monkeypatch.setattr(sys, "argv", ["tamis", *base, "--path", str(tmp_path / "a"), "--ray"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["documents"], report["encoded"], report["points"]) == (30, 30, 30)
+    runner = CliRunner()
+    res = runner.invoke(app, [*base, "--path", str(tmp_path / "a"), "--ray", ray_cluster])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["unchanged"] == 30
+    res = runner.invoke(app, ["index", str(tmp_path / "c.jsonl"), "-c", "docs", "--path", str(tmp_path / "b"),
+                              "--model", "fake:32", "--json"])
+    assert res.exit_code == 0, res.output
+    assert points(tmp_path / "a").keys() == points(tmp_path / "b").keys()
