@@ -57,6 +57,7 @@ _LAZY: dict[str, str] = {
     "TrainResult": "tamis.training",
     "default_model_path": "tamis.encoders",
     "evaluate_model": "tamis.evaluation",
+    "index_distributed": "tamis.distributed",
     "load_beir": "tamis.data",
     "load_directory": "tamis.data",
     "load_encoder": "tamis.encoders",
@@ -98,6 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover
         open_collection,
     )
     from tamis.data import Chunk, Chunker, Document, load_beir, load_directory, load_jsonl
+    from tamis.distributed import index_distributed
     from tamis.encoders import BiEncoder, Encoder, FakeEncoder, default_model_path, load_encoder
     from tamis.evaluation import evaluate_model
     from tamis.training import RerankerConfig, TrainConfig, TrainResult, train_bi_encoder, train_reranker

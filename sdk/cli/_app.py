@@ -8,6 +8,7 @@ register on `app` when `tamis.cli` imports them. Each command imports the SDK in
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -118,4 +119,10 @@ def _progress() -> Progress:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    args = sys.argv[1:]
+    # `--ray [ADDRESS]` (tamis.cli._ray): typer has no optional-value options; alone, it means a local cluster
+    for i, arg in enumerate(args):
+        if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            args.insert(i + 1, "local")
+            break
+    app(args=args)

@@ -36,6 +36,7 @@ from tamis.cli._app import (
 )
 from tamis.cli._hybrid import FusionOpt, HybridOpt, ModeOpt, NoRerankOpt, search_options
 from tamis.cli._qdrant_options import ConfigOpt, IndexFieldOpt, SetOpt, TenantOpt, settings_from_cli
+from tamis.cli._ray import ActorsOpt, RayBatchOpt, RayOpt, index_with_ray
 
 
 # -- index ----------------------------------------------------------------------------------------
@@ -68,9 +69,14 @@ def index(
     tenant_field: TenantOpt = None,
     verbose: VerboseOpt = False,
     hybrid: HybridOpt = False,
+    ray: RayOpt = None,
+    actors: ActorsOpt = 1,
+    ray_batch_size: RayBatchOpt = 256,
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
     _setup_logging(verbose)
+    if ray is not None:  # the same ingest on a Ray cluster (tamis.cli._ray -> tamis.distributed)
+        return index_with_ray(**locals())
     from tamis.data import load_data
 
     on_invalid = "skip" if skip_invalid else "raise"

@@ -160,6 +160,17 @@ class Indexing(CollectionBase):
             if before is not None and written == 0 and not report.stale_chunks_deleted:
                 self._restore_ingest(before)  # nothing was written: the collection is as it was
             raise
+        self._finish_ingest(manifest, report, [], optimize=optimize)  # stale chunks went before the writes
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _finish_ingest(
+        self, manifest: dict[str, Any], report: IndexReport, stale: list[str], *, optimize: bool
+    ) -> None:
+        """After the writes: delete stale chunks, optimise, flush, mark the ingest complete (also the Ray ingest's end)."""
+        if stale:
+            self.store.delete_points(self.physical, stale)
+            report.stale_chunks_deleted = len(stale)
         if optimize:
             self.store.optimize(self.physical)
         self.store.flush(self.physical)
@@ -169,8 +180,6 @@ class Indexing(CollectionBase):
             "points": report.points,
         }
         self._write_manifest()
-        report.seconds = time.perf_counter() - t0
-        return report
 
     def _restore_ingest(self, before: dict[str, Any]) -> None:
         """Put back the ingest state of before a run that failed before writing anything (best effort)."""
@@ -230,7 +239,13 @@ def plan(
 ) -> tuple[list[Todo], list[str]]:
     """(documents to write, shortest first; point ids of stale chunks), counting the unchanged in ``report``."""
     # skip what is already there with the same content (idempotence, resume)
-    existing = _existing(store, physical, (d.id for d, _ in chunked))
+    return decide(_existing(store, physical, (d.id for d, _ in chunked)), chunked, report)
+
+
+def decide(
+    existing: Mapping[str, tuple[str, int]], chunked: list[tuple[Document, list[str]]], report: IndexReport
+) -> tuple[list[Todo], list[str]]:
+    """`plan` given what is stored, ``{doc id: (content hash, chunks)}`` (the Ray ingest looks it up per block)."""
     todo: list[Todo] = []
     stale: list[str] = []
     for doc, chunks in chunked:

@@ -57,6 +57,14 @@ def check_vectors(vecs: np.ndarray, doc_ids: list[str], enc: Encoder) -> None:
         )
 
 
+def rows_of(doc: Document, chunks: list[str], content_hash: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(point id, text to embed, payload) of each chunk of ``doc`` (the in-process and the Ray ingest's points)."""
+    return [
+        (point_id(doc.id, i), c, _payload(doc, i, c, n_chunks=len(chunks), content_hash=content_hash))
+        for i, c in enumerate(chunks)
+    ]
+
+
 def write(
     store: VectorStore,
     physical: str,
@@ -86,10 +94,7 @@ def write(
         if current and len(current) + len(chunks) > batch_size:
             batches.append(current)
             current = []
-        current.extend(
-            (point_id(doc.id, i), c, _payload(doc, i, c, n_chunks=len(chunks), content_hash=h))
-            for i, c in enumerate(chunks)
-        )
+        current.extend(rows_of(doc, chunks, h))
     if current:
         batches.append(current)
 

@@ -10,7 +10,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from tamis._errors import ConfigError, DataFormatError
@@ -115,32 +115,54 @@ def load_jsonl(
                 it = _iter_jsonl(p, after_line=exc.line)
                 continue
             try:
-                if not isinstance(obj, dict):
-                    raise DataFormatError(f"expected a JSON object, got {type(obj).__name__}", source=str(p), line=lineno)
-                for required in (id_field, text_field):
-                    if required not in obj:
-                        raise DataFormatError(
-                            f"missing field {required!r} (fields present: {sorted(obj)[:10]}); set "
-                            f"{'id_field' if required == id_field else 'text_field'}= to the right key",
-                            source=str(p), line=lineno,
-                        )
-                doc_id = _as_id(obj[id_field], source=str(p), line=lineno)
-                text = _as_text(obj[text_field], text_field, source=str(p), line=lineno)
-                title = _as_text(obj.get(title_field), title_field, source=str(p), line=lineno) if title_field else ""
+                doc = document_from_record(
+                    obj, id_field=id_field, text_field=text_field, title_field=title_field, metadata_fields=keep,
+                    source=str(p), line=lineno,
+                )
             except DataFormatError as exc:
                 if on_invalid == "raise":
                     raise
                 skipped["missing or invalid field"] += 1
                 logger.warning("skipped %s", exc)
                 continue
-            used = {id_field, text_field, title_field}
-            if keep is None:
-                meta = {k: v for k, v in obj.items() if k not in used}
-            else:
-                meta = {k: obj[k] for k in keep if k in obj}
-            yield Document(doc_id, text, title, meta)
+            yield doc
 
     return DocumentSource(records, f"jsonl {str(p)!r}")
+
+
+def document_from_record(
+    obj: Any,
+    *,
+    id_field: str = "_id",
+    text_field: str = "text",
+    title_field: str | None = "title",
+    metadata_fields: list[str] | None = None,
+    source: str = "",
+    line: int | None = None,
+) -> Document:
+    """The `Document` of one JSON record (a line of a JSONL file, a row of a table), as `load_jsonl` reads it.
+
+    Raises:
+        DataFormatError: not an object, a missing id or text, a field of the wrong type.
+    """
+    if not isinstance(obj, dict):
+        raise DataFormatError(f"expected a JSON object, got {type(obj).__name__}", source=source, line=line)
+    for required in (id_field, text_field):
+        if required not in obj:
+            raise DataFormatError(
+                f"missing field {required!r} (fields present: {sorted(obj)[:10]}); set "
+                f"{'id_field' if required == id_field else 'text_field'}= to the right key",
+                source=source, line=line,
+            )
+    doc_id = _as_id(obj[id_field], source=source, line=line)
+    text = _as_text(obj[text_field], text_field, source=source, line=line)
+    title = _as_text(obj.get(title_field), title_field, source=source, line=line) if title_field else ""
+    used = {id_field, text_field, title_field}
+    if metadata_fields is None:
+        meta = {k: v for k, v in obj.items() if k not in used}
+    else:
+        meta = {k: obj[k] for k in metadata_fields if k in obj}
+    return Document(doc_id, text, title, meta)
 
 
 def load_beir(path: str | os.PathLike[str], *, on_invalid: OnInvalid = "raise") -> DocumentSource:
@@ -242,12 +264,7 @@ def load_directory(
                 continue
             except OSError as exc:
                 raise DataFormatError(f"cannot read file: {exc.strerror}", source=str(f)) from exc
-            title = f.stem
-            if f.suffix.lower() == ".md":
-                m = re.search(r"^#\s+(.+)$", text, flags=re.MULTILINE)
-                if m:
-                    title = m.group(1).strip()
-            yield Document(rel, text, title, {"path": rel, "suffix": f.suffix.lower()})
+            yield document_from_file(rel, text)
 
     return DocumentSource(records, f"directory {str(root)!r}")
 
@@ -255,6 +272,15 @@ def load_directory(
 def _looks_like_beir(folder: Path) -> bool:
     """A folder with a BEIR dataset's queries or qrels (its corpus missing or misnamed)."""
     return (folder / "queries.jsonl").is_file() or (folder / "qrels").is_dir()
+def document_from_file(rel: str, text: str) -> Document:
+    """The `Document` of a text file at ``rel`` (its ``/``-separated path under the folder), as `load_directory` makes it."""
+    suffix = PurePosixPath(rel).suffix.lower()
+    title = PurePosixPath(rel).stem
+    if suffix == ".md":
+        m = re.search(r"^#\s+(.+)$", text, flags=re.MULTILINE)
+        if m:
+            title = m.group(1).strip()
+    return Document(rel, text, title, {"path": rel, "suffix": suffix})
 
 
 def load_data(

@@ -211,6 +211,7 @@ LAYERS: list[set[str]] = [
     {"tamis.collection"},
     {"tamis.evaluation"},
     {"tamis.training"},
+    {"tamis.distributed"},
     {"tamis.cli", "tamis.testing"},
 ]
 

@@ -44,6 +44,7 @@ EXPECTED: dict[str, list[str]] = {
         "TrainResult",
         "default_model_path",
         "evaluate_model",
+        "index_distributed",
         "load_beir",
         "load_directory",
         "load_encoder",
@@ -206,6 +207,10 @@ EXPECTED: dict[str, list[str]] = {
         "run",
         "server_config",
     ],
+    "tamis.distributed": [
+        "RayConfig",
+        "index_distributed",
+    ],
     "tamis.testing": [
         "VectorStoreTests",
     ],
@@ -230,10 +235,10 @@ def test_import_is_cheap():
     packages = ", ".join(sorted(p for p in EXPECTED if p != "tamis.testing"))
     code = (
         f"import sys, {packages}; tamis.Document; tamis.SearchOptions; "
-        "print('torch' in sys.modules, 'qdrant_edge' in sys.modules)"
+        "print('torch' in sys.modules, 'qdrant_edge' in sys.modules, 'ray' in sys.modules)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert res.stdout.split() == ["False", "False"]
+    assert res.stdout.split() == ["False", "False", "False"]
 
 
 def test_unknown_attribute():

@@ -1,0 +1,219 @@
+"""`index_distributed`: the ingest of `Collection.index`, with Ray Data doing the reading, chunking and encoding.
+
+Two passes over the input, both streamed: (1) validation in tasks, ids back to the driver (duplicate
+check, and what the collection already holds: the resume snapshot); (2) an actor pool (one model
+each) chunks, skips what is stored, encodes; the driver writes what comes back (Qdrant Edge and
+qdrant-client's local mode take one writer), or the actors write to a Qdrant server themselves.
+The manifest, fingerprint, version and alias are the in-process ingest's own (`_begin_ingest`,
+`_finish_ingest`); point ids and payloads come from the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tamis import _errors
+from tamis._errors import DataError, DuplicateIdError
+from tamis.collection import IndexReport, open_collection
+from tamis.collection._ingest import _existing
+from tamis.data import Chunker
+from tamis.distributed._blocks import POINT, STALE, STATS, EncodeBlocks, Snapshot, key_of, validate_block
+from tamis.distributed._config import RayConfig, gpus_per_actor, limit_buffering, start_ray
+from tamis.distributed._read import read_dataset
+from tamis.encoders import Encoder
+from tamis.stores import StorePoint, VectorStore
+
+__all__ = ["index_distributed"]
+
+
+def index_distributed(
+    data: Any,
+    collection: str,
+    *,
+    config: RayConfig | None = None,
+    path: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    store: VectorStore | str | None = None,
+    model: str | os.PathLike[str] | None = None,
+    encoder: Encoder | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    format: str = "auto",
+    id_field: str = "_id",
+    text_field: str = "text",
+    title_field: str | None = "title",
+    metadata_fields: tuple[str, ...] | None = None,
+    on_invalid: str = "raise",
+    max_document_bytes: int = 1_000_000,
+    chunk_overlap: int | None = None,
+    direct_writes: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    optimize: bool = True,
+) -> IndexReport:
+    """Index ``data`` into ``collection`` on a Ray cluster; the same contract as `Collection.index`.
+
+    Deterministic point ids, idempotent, resumable per block (a re-run encodes only what is not
+    stored yet), the model bound to the collection, a new collection made ``<name>__v1`` behind
+    the alias ``name``. Input ids must be unique: a duplicate raises `DuplicateIdError` with
+    ``on_invalid="skip"`` too (which copy came first is not defined on a cluster).
+
+    Args:
+        data: a BEIR folder, ``.jsonl``, folder of text files, Parquet/CSV, or a `ray.data.Dataset`.
+        collection: the collection's name.
+        config: the cluster and the actor pool (`RayConfig`); default: a local cluster, one actor.
+        path, url, api_key, store: where the collection lives, as for `open_collection`.
+        model, encoder, backend, device: the model, as for `open_collection`; every actor loads it
+            (an `Encoder` object is shipped to them). ``device="auto"``: a GPU per actor when the
+            cluster has GPUs (fp16), CPU otherwise.
+        format, id_field, text_field, title_field, metadata_fields: how to read ``data``.
+        on_invalid, max_document_bytes, chunk_overlap, progress, optimize: as for `Collection.index`
+            (``progress(chunks_written, documents)``).
+        direct_writes: actors upsert into the store themselves; default: when ``url`` is a Qdrant
+            server (concurrent writers); Edge and qdrant-client's local mode are written by this process.
+
+    Example:
+        >>> index_distributed("corpus.jsonl", "docs", config=RayConfig(num_actors=4))  # doctest: +SKIP
+    """
+    cfg = config or RayConfig()
+    if on_invalid not in ("raise", "skip"):
+        raise _errors.ConfigError(f"on_invalid must be 'raise' or 'skip', got {on_invalid!r}")
+    direct = url is not None if direct_writes is None else direct_writes
+    if direct and url is None:
+        raise _errors.ConfigError("direct_writes=True needs url= (a Qdrant server the actors can reach)")
+    t0 = time.perf_counter()
+    started = start_ray(cfg)
+    try:
+        import ray.data
+
+        limit_buffering(cfg)
+        with open_collection(
+            collection, path=path, url=url, api_key=api_key, store=store, model=model, encoder=encoder,
+            backend=backend, device=device, create=True,
+        ) as col:
+            ds, spec = read_dataset(
+                data, format=format, id_field=id_field, text_field=text_field, title_field=title_field,
+                metadata_fields=metadata_fields, read_cpus=cfg.read_cpus,
+            )
+            docs, skipped, snapshot = _survey(ds, spec, col, cfg, on_invalid, max_document_bytes)
+            report = IndexReport(skipped=dict(skipped))
+            if not docs:
+                raise DataError(
+                    "no valid documents to index" + (f" (skipped: {dict(skipped)})" if skipped else "")
+                    + "; check the input path and field names"
+                )
+            enc = col.encoder
+            max_tokens = max(8, enc.max_seq_length - 2)
+            if chunk_overlap is None:
+                prev = (col.manifest or {}).get("chunking") or {}
+                chunk_overlap = int(prev.get("overlap", min(32, max_tokens // 4)))
+            manifest = col._begin_ingest(enc, Chunker(enc.tokenizer, max_tokens=max_tokens, overlap=chunk_overlap))
+            gpus = gpus_per_actor(cfg)
+            actor_device = device if device != "auto" else ("cuda" if gpus > 0 else "cpu")
+            model_arg: Any = encoder if encoder is not None else (model or manifest["model"].get("source"))
+            sink = {"url": url, "api_key": api_key, "collection": col.physical} if direct else None
+            encoded = ds.map_batches(
+                EncodeBlocks, batch_size=cfg.batch_size, batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(
+                    size=cfg.num_actors, max_tasks_in_flight_per_actor=cfg.max_tasks_in_flight_per_actor,
+                ),
+                num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
+                fn_constructor_kwargs=dict(
+                    spec=spec, encoder=model_arg, fingerprint=enc.fingerprint, device=actor_device,
+                    backend=backend, max_tokens=max_tokens, overlap=chunk_overlap,
+                    max_document_bytes=max_document_bytes, snapshot=snapshot,
+                    encode_batch_size=cfg.encode_batch_size, threads=int(cfg.num_cpus_per_actor), sink=sink,
+                ),
+            )
+            stale: list[str] = []
+            done = 0
+            if progress is not None:
+                progress(0, docs)
+            for batch in encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+                points: list[StorePoint] = []
+                for kind, value, vec in zip(batch["kind"], batch["value"], batch["vector"], strict=True):
+                    if kind == POINT:
+                        pid, payload = json.loads(value)
+                        points.append(StorePoint(pid, np.asarray(vec, dtype=np.float32), payload))
+                    elif kind == STALE:
+                        stale.append(str(value))
+                    elif kind == STATS:
+                        counts = json.loads(value)
+                        report.documents += counts["documents"]
+                        report.chunks += counts["chunks"]
+                        report.encoded += counts["encoded"]
+                        report.unchanged += counts["unchanged"]
+                        if counts["chunked"] and not manifest.get("chunked"):
+                            manifest["chunked"] = True
+                            col._write_manifest()
+                        if direct:
+                            done += counts["encoded"]
+                if points:
+                    col.store.upsert(col.physical, points)  # all chunks of a block's documents in one write
+                    done += len(points)
+                if progress is not None:
+                    progress(done, docs)
+            col._finish_ingest(manifest, report, stale, optimize=optimize)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _survey(
+    ds: Any, spec: Any, col: Any, cfg: RayConfig, on_invalid: str, max_document_bytes: int
+) -> tuple[int, Counter[str], Snapshot]:
+    """The validation pass: (valid documents, skipped by reason, the resume snapshot); raises on the first error.
+
+    Only 8 bytes a document stay on the driver (the duplicate check) plus the snapshot of what is
+    stored; ids stream through in blocks.
+    """
+    checked = ds.map_batches(
+        validate_block, batch_size=cfg.batch_size, batch_format="pyarrow", num_cpus=1,
+        fn_kwargs={"spec": spec, "max_document_bytes": max_document_bytes},
+    )
+    skipped: Counter[str] = Counter()
+    keys: list[np.ndarray] = []
+    found: list[tuple[str, tuple[str, int]]] = []
+    for batch in checked.iter_batches(batch_size=None, batch_format="numpy"):
+        bad = batch["error"] != ""
+        if bad.any():
+            if on_invalid == "raise":
+                i = int(np.flatnonzero(bad)[0])
+                cls = getattr(_errors, str(batch["error"][i]), DataError)
+                raise (cls if isinstance(cls, type) and issubclass(cls, DataError) else DataError)(str(batch["message"][i]))
+            skipped.update(str(r) for r in batch["reason"][bad])
+        keys.append(batch["key"][~bad])
+        if col.exists:
+            found.extend(_existing(col.store, col.physical, [str(x) for x in batch["id"][~bad]]).items())
+    all_keys = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
+    dup = all_keys[1:][all_keys[1:] == all_keys[:-1]]
+    doc_id = _duplicate(checked, set(dup.tolist())) if len(dup) else None
+    if doc_id is not None:
+        raise DuplicateIdError(
+            "this id appears twice in the input; ids must be unique (a re-run of the same input is fine: "
+            "it updates in place)", doc_id=doc_id,
+        )
+    return len(all_keys), skipped, Snapshot.build(found)
+
+
+def _duplicate(checked: Any, keys: set[int]) -> str | None:
+    """An id that appears twice among those with a key in ``keys``; None when the keys only collided."""
+    seen: set[str] = set()
+    for batch in checked.iter_batches(batch_size=None, batch_format="numpy"):
+        for doc_id in batch["id"]:
+            if doc_id and key_of(str(doc_id)) in keys:
+                if doc_id in seen:
+                    return str(doc_id)
+                seen.add(str(doc_id))
+    return None
