@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import cli
+from faultkit import cli
 
 import tamis
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FAKE, cli, write_jsonl
+from faultkit import FAKE, cli, write_jsonl
 
 import tamis
 

@@ -186,7 +186,7 @@ def test_searching_an_interrupted_ingest_warns(tmp_path, caplog):
 def test_info_says_damaged_when_the_shard_lost_its_files(tmp_path):
     import shutil
 
-    from conftest import cli
+    from faultkit import cli
 
     data = tmp_path / "data"
     with tamis.open_collection("c", path=data, encoder=FakeEncoder(32), create=True) as col:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAKE, cli_process, docs_rows, write_jsonl
+from faultkit import FAKE, cli_process, docs_rows, write_jsonl
 
 import tamis
 from tamis import StoreError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FAKE, cli, docs_rows, state, write_jsonl
+from faultkit import FAKE, cli, docs_rows, state, write_jsonl
 
 import tamis
 from tamis import DataFormatError, Document, FakeEncoder

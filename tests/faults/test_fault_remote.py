@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import cli, write_jsonl
+from faultkit import cli, write_jsonl
 
 import tamis
 from tamis import Document, FakeEncoder, RemoteInferenceError

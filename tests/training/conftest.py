@@ -11,8 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sdk"))
 
 from _train_fixtures import corpus_only, tiny_beir, tiny_bi_encoder, tiny_cross_encoder  # noqa: E402
-
-FAST = dict(epochs=1, batch_size=8, progress=False, dev_queries=6, encode_batch_size=32, device="cpu")
+from trainkit import FAST  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

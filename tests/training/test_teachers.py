@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST
+from trainkit import FAST
 
 from tamis import ConfigError, ModelError
 
