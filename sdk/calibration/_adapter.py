@@ -334,6 +334,13 @@ class CosineAdapter:
             weights = load(blob)
         except Exception as exc:  # safetensors raises its own SafetensorError for a bad buffer
             raise CalibrationError(f"cannot read the weights of {source}: {exc}; the file is corrupted or truncated") from exc
+        threshold = header.get("threshold")
+        if threshold is not None and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0
+        ):
+            raise CalibrationError(
+                f"{source} has an invalid threshold {threshold!r} (a probability in [0, 1] or null); calibrate again"
+            )
         try:
             cfg = AdapterConfig(**header["config"])
             return cls(

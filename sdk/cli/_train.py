@@ -71,7 +71,7 @@ CheckpointStepsOpt = Annotated[
     int | None, typer.Option("--checkpoint-steps", help="Save a resumable checkpoint every this many steps (default 500).")
 ]
 CheckpointMinutesOpt = Annotated[
-    float | None, typer.Option("--checkpoint-minutes", help="...and whenever this many minutes passed since the last (default 5).")
+    float | None, typer.Option("--checkpoint-minutes", help="Also save one whenever this many minutes passed since the last (default 5).")
 ]
 GroupOpt = Annotated[bool, typer.Option(
     "--group-by-length/--random-batches",

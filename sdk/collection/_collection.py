@@ -110,8 +110,7 @@ def open_collection(
         raise ConfigError("encoder_options= goes with encoder_url=")
     if encoder_url is not None:
         encoder = load_encoder(encoder_url, api_key=encoder_api_key, **dict(encoder_options or {}))
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
+    check_collection_name(name)
     requested = None if settings is None else CollectionSettings.of(settings)
     st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location, options=store_options)
     try:
@@ -146,6 +145,28 @@ def open_collection(
         if owned:
             st.close()
         raise
+
+
+#: the longest collection name: the store's limit (255) less what tamis adds (``__v<N>``, temporary folders)
+MAX_NAME_LENGTH = 200
+
+
+def check_collection_name(name: Any) -> None:
+    """`ConfigError` for a name tamis cannot keep: empty, too long, or one of its own version names."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"collection name of {len(name)} characters ({name[:20]}...): at most {MAX_NAME_LENGTH}, since tamis "
+            "stores version <name>__v<N> of it and a store name has at most 255; pick a shorter name"
+        )
+    version = _versions.parse_version(name)
+    if version is not None:
+        raise ConfigError(
+            f"collection name {name!r} looks like version {version[1]} of collection {version[0]!r} (tamis names "
+            f"the versions of a collection <name>{_versions.VERSION_SEP}<N>); open {version[0]!r}, or pick a name "
+            f"without {_versions.VERSION_SEP}<digits> at its end"
+        )
 
 
 class Collection(Indexing, Searching):

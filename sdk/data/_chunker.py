@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from tamis._errors import ConfigError
@@ -29,29 +32,58 @@ class Chunker:
         self.max_tokens = max_tokens
         self.overlap = overlap
 
-    def _offsets(self, text: str) -> list[tuple[int, int]]:
+    def _spans(self, text: str) -> Iterator[tuple[int, int]]:
+        """(start, end) character offsets of the tokens of ``text``, tokenized a segment at a time.
+
+        A segment ends at whitespace, where a word-piece tokenizer splits anyway, so the tokens are
+        those of the whole text; memory stays that of one segment however long the text.
+        """
         if self.tokenizer is None:
-            return [m.span() for m in re.finditer(r"\S+", text)]
-        enc = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
-        )
-        return [tuple(o) for o in enc["offset_mapping"]]
+            yield from (m.span() for m in re.finditer(r"\S+", text))
+            return
+        pos, n = 0, len(text)
+        while pos < n:
+            end = min(n, pos + SEGMENT_CHARS)
+            if end < n:
+                cut = _last_space(text, pos + SEGMENT_CHARS // 2, end)
+                if cut is not None:
+                    end = cut
+            enc = self.tokenizer(
+                text[pos:end], add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+            )
+            for a, b in enc["offset_mapping"]:
+                yield a + pos, b + pos
+            pos = end
 
     def split(self, text: str) -> list[str]:
-        """The chunks of ``text``: ``[text]`` when it fits, else overlapping windows."""
+        """The chunks of ``text``: ``[text]`` when it fits, else overlapping windows (streamed: a 20 MB text
+        needs the memory of its chunks, not of all its tokens at once)."""
         # a word-piece token spans at least one character: short texts cannot overflow
         if len(text) <= self.max_tokens:
             return [text]
-        offsets = self._offsets(text)
-        if len(offsets) <= self.max_tokens:
+        spans = self._spans(text)
+        # the window (the first max_tokens spans) and one more, to know whether another window follows
+        buf = deque(itertools.islice(spans, self.max_tokens + 1))
+        if len(buf) <= self.max_tokens:
             return [text]
         stride = self.max_tokens - self.overlap
         chunks = []
-        for start in range(0, len(offsets), stride):
-            window = offsets[start : start + self.max_tokens]
-            piece = text[window[0][0] : window[-1][1]].strip()
+        while True:
+            piece = text[buf[0][0] : buf[min(len(buf), self.max_tokens) - 1][1]].strip()
             if piece:
                 chunks.append(piece)
-            if start + self.max_tokens >= len(offsets):
-                break
-        return chunks
+            if len(buf) <= self.max_tokens:
+                return chunks
+            for _ in range(stride):
+                buf.popleft()
+            buf.extend(itertools.islice(spans, self.max_tokens + 1 - len(buf)))
+
+
+#: characters tokenized at once by `Chunker` (cut at whitespace)
+SEGMENT_CHARS = 65_536
+
+
+def _last_space(text: str, lo: int, hi: int) -> int | None:
+    """The index of the last space or line break in ``text[lo:hi]``, or None."""
+    found = max(text.rfind(c, lo, hi) for c in " \n\t")
+    return found if found >= 0 else None

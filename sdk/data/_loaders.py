@@ -63,9 +63,15 @@ def _iter_jsonl(path: Path, *, after_line: int = 0) -> Iterator[tuple[int, Any]]
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataFormatError(f"not valid JSON: {exc.msg} (column {exc.colno})", source=str(path), line=lineno) from exc
+            except RecursionError:
+                raise DataFormatError(
+                    "JSON nested too deeply to read (thousands of levels); flatten the record", source=str(path),
+                    line=lineno,
+                ) from None
+            yield lineno, obj
 
 
 def load_jsonl(

@@ -115,11 +115,13 @@ class BiEncoder:
             st = model.to(self.device)
             self.name = str(getattr(model, "_tamis_name", None) or model.model_card_data.base_model or "in-memory")
         else:
+            from safetensors import SafetensorError
+
             source = resolve_model(model)
             self.name = display_name(model, source)
             try:
                 st = SentenceTransformer(source, device=self.device, trust_remote_code=trust_remote_code)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, SafetensorError) as exc:  # SafetensorError: a truncated weights file
                 raise ModelError(
                     f"could not load sentence-transformers model {os.fspath(model or source)!r}: {exc}. "
                     "Pass a local model folder, or a hub name on a machine that reaches the hub."

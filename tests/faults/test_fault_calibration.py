@@ -18,9 +18,12 @@ FAST = ["--candidates", "30"]
 
 @pytest.fixture
 def beir(tmp_path):
+    return _beir(tmp_path / "beir")
+
+
+def _beir(root):
     """80 documents, one query each (3 shared words), train/dev qrels."""
     rng = np.random.default_rng(0)
-    root = tmp_path / "beir"
     (root / "qrels").mkdir(parents=True)
     docs, queries = [], []
     for i in range(80):
@@ -47,13 +50,22 @@ def _variant(tmp_path, beir, name, train_pairs):
     return other
 
 
-@pytest.fixture
-def calibrated(tmp_path, beir):
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def calibrated_template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("calibrated")
+    beir = _beir(root / "beir")
+    data = root / "data"
     assert cli("index", beir, "-c", "c", "--path", data, *FAKE).exit_code == 0
     res = cli("calibrate", "-c", "c", "--data", beir, "--split", "train", "--dev-split", "dev", "--path", data, *FAST)
     assert res.exit_code == 0, res.output
     return data
+
+
+@pytest.fixture
+def calibrated(tmp_path, calibrated_template):
+    """A copy of a store holding collection ``c``, calibrated on the good qrels."""
+    shutil.copytree(calibrated_template, tmp_path / "data")
+    return tmp_path / "data"
 
 
 def _stored(data):
