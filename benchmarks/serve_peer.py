@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _common import OUT, dataset, free_port, machine, save_json, wait_healthy
@@ -121,11 +122,9 @@ async def run_clients(url: str, model: str, texts: list[str], n_clients: int, pe
         return time.perf_counter() - t0, latencies, failed
 
 
-def agreement(url: str, model: str, texts: list[str]) -> float:
-    """The lowest cosine between the server's vectors of ``texts`` and the local torch model's."""
+def agreement(url: str, model: str, texts: list[str], local: Any) -> float:
+    """The lowest cosine between the server's vectors of ``texts`` and ``local`` (the local model's)."""
     import numpy as np
-
-    local = tamis.load_encoder(backend="torch", device="cpu").encode(texts)
     r = httpx.post(url + "/embeddings", json={"input": texts, "model": model, "encoding_format": "float"}, timeout=60)
     got = np.array([d["embedding"] for d in r.json()["data"]])
     got /= np.linalg.norm(got, axis=1, keepdims=True)
@@ -144,6 +143,7 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=4, help="texts per request")
     parser.add_argument("--texts", type=int, default=1024, help="texts per (server, clients) cell and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=128, help="texts per server before timing")
     parser.add_argument("--batch-size", type=int, default=32, help="server batch size (both servers)")
     parser.add_argument("--tamis-backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--infinity-engines", nargs="+", default=["torch", "optimum"],
@@ -159,9 +159,12 @@ def main() -> None:
     cells: dict[str, dict[int, dict[str, list[float]]]] = {
         name: {n: {"tps": [], "lat": [], "failed": []} for n in args.clients} for name in servers}
     try:
-        agree = {name: agreement(url, model, texts[:16]) for name, (_, url, model) in servers.items()}
-        for _, url, model in servers.values():  # warm-up: every server, every batch shape
-            asyncio.run(run_clients(url, model, texts[:256], 16, args.per_request))
+        local = tamis.load_encoder(backend="torch", device="cpu").encode(texts[:16])
+        agree = {name: agreement(url, model, texts[:16], local) for name, (_, url, model) in servers.items()}
+        print(f"{time.strftime('%X')} agreement {agree}", file=sys.stderr, flush=True)
+        for name, (_, url, model) in servers.items():  # warm-up: every server, every batch shape
+            asyncio.run(run_clients(url, model, texts[:args.warmup], 16, args.per_request))
+            print(f"{time.strftime('%X')} warmed up {name}", file=sys.stderr, flush=True)
         order = list(servers)
         for rnd in range(args.rounds):
             for n in args.clients:
@@ -171,7 +174,7 @@ def main() -> None:
                     cells[name][n]["tps"].append(len(texts) / wall)
                     cells[name][n]["lat"].extend(lat)
                     cells[name][n]["failed"].append(failed)
-                    print(f"round {rnd} {name:18s} {n:3d} clients: {len(texts) / wall:7.1f} texts/s", file=sys.stderr)
+                    print(f"{time.strftime('%X')} round {rnd} {name:18s} {n:3d} clients: {len(texts) / wall:7.1f} texts/s", file=sys.stderr, flush=True)
         load = os.getloadavg()
     finally:
         for proc, _, _ in servers.values():
