@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _common import OUT, dataset, free_port, machine, save_json, wait_healthy
@@ -34,14 +35,37 @@ import tamis
 INFINITY = OUT / "infinity-venv" / "bin" / "infinity_emb"
 
 
-def _start(name: str, cmd: list[str], port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def _start(name: str, cmd: list[str], port: int, env: dict[str, str], cwd: Path | None = None
+           ) -> tuple[subprocess.Popen[bytes], str]:
     log = open(OUT / f"serve_peer_{name}.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     if not wait_healthy(url, proc, 600):
         proc.kill()
         raise SystemExit(f"{name} did not start; see {log.name}")
     return proc, url
+
+
+def onnx_model_folder() -> Path:
+    """The packaged MiniLM folder plus ``model.onnx``: the graph tamis exports for its ONNX Runtime
+    backend (inputs input_ids / attention_mask / token_type_ids, output last_hidden_state), which
+    Infinity's optimum engine loads with ``ORTModelForFeatureExtraction``: the same ONNX model for both.
+
+    Infinity 0.0.78 passes the ONNX file's full path where optimum wants a bare file name, so it
+    finds no file in a local folder named by its path; it is started in the folder with
+    ``--model-id .`` instead, and ``--pooling-method mean`` (its default gives CLS vectors, cosine
+    ~0.5 to the model's own; `agreement` checks every server against the local model)."""
+    import shutil
+
+    folder = OUT / "minilm-onnx"
+    if not (folder / "model.onnx").is_file():
+        tmp = OUT / "minilm-onnx.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(tamis.default_model_path(), tmp)
+        shutil.copy2(tamis.load_encoder(backend="onnx").export_dir / "model.onnx", tmp / "model.onnx")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    return folder
 
 
 def start_servers(args: argparse.Namespace) -> dict[str, tuple[subprocess.Popen[bytes], str, str]]:
@@ -59,12 +83,15 @@ def start_servers(args: argparse.Namespace) -> dict[str, tuple[subprocess.Popen[
     if not args.no_infinity:
         if not INFINITY.exists():
             raise SystemExit(f"{INFINITY} is missing: run `bash benchmarks/setup_infinity.sh` first")
-        port = free_port()
-        proc, url = _start("infinity", [
-            str(INFINITY), "v2", "--model-id", model, "--served-model-name", "minilm", "--engine", "torch",
-            "--device", "cpu", "--batch-size", str(args.batch_size), "--host", "127.0.0.1", "--port", str(port),
-            "--no-bettertransformer"], port, env)
-        servers["infinity (torch)"] = (proc, url, "minilm")
+        for engine in args.infinity_engines:
+            port = free_port()
+            onnx = onnx_model_folder() if engine == "optimum" else None
+            proc, url = _start(f"infinity_{engine}", [
+                str(INFINITY), "v2", "--model-id", "." if onnx else model, "--served-model-name", "minilm",
+                "--engine", engine, "--pooling-method", "mean", "--device", "cpu", "--batch-size", str(args.batch_size),
+                "--host", "127.0.0.1", "--port", str(port), "--no-bettertransformer", "--log-level", "warning"],
+                port, env, cwd=onnx)
+            servers[f"infinity ({engine})"] = (proc, url, "minilm")
     return servers
 
 
@@ -95,6 +122,15 @@ async def run_clients(url: str, model: str, texts: list[str], n_clients: int, pe
         return time.perf_counter() - t0, latencies, failed
 
 
+def agreement(url: str, model: str, texts: list[str], local: Any) -> float:
+    """The lowest cosine between the server's vectors of ``texts`` and ``local`` (the local model's)."""
+    import numpy as np
+    r = httpx.post(url + "/embeddings", json={"input": texts, "model": model, "encoding_format": "float"}, timeout=60)
+    got = np.array([d["embedding"] for d in r.json()["data"]])
+    got /= np.linalg.norm(got, axis=1, keepdims=True)
+    return round(float((got * local).sum(axis=1).min()), 6)
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -107,8 +143,11 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=4, help="texts per request")
     parser.add_argument("--texts", type=int, default=1024, help="texts per (server, clients) cell and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=128, help="texts per server before timing")
     parser.add_argument("--batch-size", type=int, default=32, help="server batch size (both servers)")
     parser.add_argument("--tamis-backends", nargs="+", default=["torch", "onnx"])
+    parser.add_argument("--infinity-engines", nargs="+", default=["torch", "optimum"],
+                        help="optimum: ONNX Runtime on tamis' exported graph")
     parser.add_argument("--no-infinity", action="store_true")
     args = parser.parse_args()
 
@@ -120,8 +159,12 @@ def main() -> None:
     cells: dict[str, dict[int, dict[str, list[float]]]] = {
         name: {n: {"tps": [], "lat": [], "failed": []} for n in args.clients} for name in servers}
     try:
-        for _, url, model in servers.values():  # warm-up: every server, every batch shape
-            asyncio.run(run_clients(url, model, texts[:256], 16, args.per_request))
+        local = tamis.load_encoder(backend="torch", device="cpu").encode(texts[:16])
+        agree = {name: agreement(url, model, texts[:16], local) for name, (_, url, model) in servers.items()}
+        print(f"{time.strftime('%X')} agreement {agree}", file=sys.stderr, flush=True)
+        for name, (_, url, model) in servers.items():  # warm-up: every server, every batch shape
+            asyncio.run(run_clients(url, model, texts[:args.warmup], 16, args.per_request))
+            print(f"{time.strftime('%X')} warmed up {name}", file=sys.stderr, flush=True)
         order = list(servers)
         for rnd in range(args.rounds):
             for n in args.clients:
@@ -131,7 +174,7 @@ def main() -> None:
                     cells[name][n]["tps"].append(len(texts) / wall)
                     cells[name][n]["lat"].extend(lat)
                     cells[name][n]["failed"].append(failed)
-                    print(f"round {rnd} {name:18s} {n:3d} clients: {len(texts) / wall:7.1f} texts/s", file=sys.stderr)
+                    print(f"{time.strftime('%X')} round {rnd} {name:18s} {n:3d} clients: {len(texts) / wall:7.1f} texts/s", file=sys.stderr, flush=True)
         load = os.getloadavg()
     finally:
         for proc, _, _ in servers.values():
@@ -149,7 +192,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(), "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
         "texts_per_cell": len(texts), "texts_per_request": args.per_request, "batch_size": args.batch_size,
-        "rounds": args.rounds, "results": table,
+        "rounds": args.rounds, "min_cosine_to_local_model": agree, "results": table,
     }
     print(json.dumps(result, indent=2))
     save_json("serve_peer.json", result)
