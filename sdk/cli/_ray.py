@@ -47,6 +47,13 @@ def index_with_ray(
         if encoder_url is not None:
             raise ConfigError("--ray encodes in actors with the model of their own: drop --encoder-url")
         options.pop("encoder_api_key", None)
+        # options of the in-process ingest that the Ray one does not take: refused if set, never ignored
+        unsupported = {"hybrid": "--hybrid", "config": "--config", "set_": "--set", "index_field": "--index-field",
+                       "tenant_field": "--tenant-field", "timeout": "--timeout", "retries": "--retries"}
+        given = [flag for key, flag in unsupported.items() if options.pop(key, None) not in (None, False, [], ())]
+        if given:
+            raise ConfigError(f"--ray does not take {', '.join(given)} yet: create the collection with them in "
+                              "process first (`tamis index` on a small part), then index the rest with --ray")
         report = index_distributed(
             data, collection, config=ray_config(ray, actors=actors, batch_size=ray_batch_size),
             on_invalid="skip" if skip_invalid else "raise", title_field=title_field or None, **options,

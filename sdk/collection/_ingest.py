@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,8 @@ from tamis._errors import (
     DimensionMismatchError,
 )
 from tamis.collection import _versions
-from tamis.collection._hybrid import sparse_manifest
 from tamis.collection._configure import start_manifest, upgrade_payloads
+from tamis.collection._hybrid import sparse_manifest
 from tamis.collection._manifest import CollectionBase, new_manifest, now
 from tamis.collection._validate import validate
 from tamis.collection._write import ProgressCallback, Todo, point_id, write
@@ -243,9 +243,10 @@ def plan(
 
 
 def decide(
-    existing: Mapping[str, tuple[str, int]], chunked: list[tuple[Document, list[str]]], report: IndexReport
+    existing: Mapping[str, tuple[str, int, int]], chunked: list[tuple[Document, list[str]]], report: IndexReport
 ) -> tuple[list[Todo], list[str]]:
-    """`plan` given what is stored, ``{doc id: (content hash, chunks)}`` (the Ray ingest looks it up per block)."""
+    """`plan` given what is stored, ``{doc id: (content hash, chunks, chunks stored)}`` (the Ray ingest looks it
+    up per block)."""
     todo: list[Todo] = []
     stale: list[str] = []
     for doc, chunks in chunked:

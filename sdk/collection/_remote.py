@@ -137,16 +137,27 @@ class RemoteCollection:
         """`search` with a query vector of the server's model."""
         return self.search_vectors(np.asarray(vector, dtype=np.float32)[None, :], k, options, **kwargs)[0]
 
+    def sparse_queries(self, texts: Sequence[str], mode: str | None) -> list[str] | None:
+        """What ``sparse_vectors=`` takes for ``mode="sparse"`` / ``"hybrid"``: the queries' texts, whose BM25
+        vectors the server makes (None for a dense search)."""
+        return None if mode in (None, "dense") else list(texts)
+
     def search_vectors(self, vectors: np.ndarray, k: int = 10, options: SearchOptions | None = None, *,
-                       score_thresholds: Sequence[float | None] | None = None, **kwargs: Any) -> list[list[Hit]]:
-        """Search many query vectors in one request (see `Collection.search_vectors`)."""
+                       score_thresholds: Sequence[float | None] | None = None,
+                       sparse_vectors: Sequence[str] | None = None, **kwargs: Any) -> list[list[Hit]]:
+        """Search many query vectors in one request (see `Collection.search_vectors`); ``sparse_vectors``: the
+        queries' texts (`sparse_queries`) for ``mode="sparse"`` / ``"hybrid"``."""
         vecs = np.asarray(vectors, dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[1] != self.dim:
             from tamis._errors import DimensionMismatchError
 
             raise DimensionMismatchError(
                 f"query vectors of shape {vecs.shape} for the collection {self.name!r} of dimension {self.dim}")
-        return self._search({"vectors": vecs.tolist()}, k, options_of(options, kwargs), score_thresholds)
+        kwargs.pop("query_texts", None)  # the server has them as sparse_texts
+        body: dict[str, Any] = {"vectors": vecs.tolist()}
+        if sparse_vectors is not None:
+            body["sparse_texts"] = [str(t) for t in sparse_vectors]
+        return self._search(body, k, options_of(options, kwargs), score_thresholds)
 
     def _search(self, body: dict[str, Any], k: int, opts: SearchOptions,
                 score_thresholds: Sequence[float | None] | None) -> list[list[Hit]]:
@@ -159,7 +170,8 @@ class RemoteCollection:
         if opts.filter is not None and not isinstance(opts.filter, Mapping):
             raise ConfigError("a RemoteCollection takes a filter as a mapping ({'lang': 'en'}), not a native filter")
         body.update(k=k, with_text=True, filter=opts.filter, score_threshold=opts.score_threshold,
-                    hnsw_ef=opts.hnsw_ef, exact=opts.exact, **dict(opts.stage_options))
+                    hnsw_ef=opts.hnsw_ef, exact=opts.exact, mode=opts.mode, fusion=opts.fusion,
+                    rrf_k=None if opts.rrf_k == 60 else opts.rrf_k, **dict(opts.stage_options))
         if score_thresholds is not None:
             body["score_thresholds"] = list(score_thresholds)
         reply = self._request("POST", "/search", {key: v for key, v in body.items() if v is not None})

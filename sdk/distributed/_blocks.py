@@ -81,25 +81,27 @@ class Snapshot:
     keys: np.ndarray  # uint64, sorted
     hashes: np.ndarray  # bytes (S24)
     chunks: np.ndarray  # int32
+    extents: np.ndarray  # int32: chunks stored (more than ``chunks`` when a longer version left some behind)
 
     @classmethod
-    def build(cls, found: Iterable[tuple[str, tuple[str, int]]]) -> Snapshot:
-        rows = sorted((key_of(d), h, n) for d, (h, n) in found)
+    def build(cls, found: Iterable[tuple[str, tuple[str, int, int]]]) -> Snapshot:
+        rows = sorted((key_of(d), h, n, e) for d, (h, n, e) in found)
         return cls(
             np.array([r[0] for r in rows], dtype=np.uint64),
             np.array([r[1].encode() for r in rows], dtype="S24"),
             np.array([r[2] for r in rows], dtype=np.int32),
+            np.array([r[3] for r in rows], dtype=np.int32),
         )
 
-    def lookup(self, docs: list[Document]) -> dict[str, tuple[str, int]]:
-        """``{doc id: (content hash, chunks)}`` of the documents of ``docs`` that were stored."""
+    def lookup(self, docs: list[Document]) -> dict[str, tuple[str, int, int]]:
+        """``{doc id: (content hash, chunks, chunks stored)}`` of the documents of ``docs`` that were stored."""
         if not len(self.keys) or not docs:
             return {}
         keys = np.array([key_of(d.id) for d in docs], dtype=np.uint64)
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         hit = self.keys[pos] == keys
         return {
-            d.id: (self.hashes[i].decode(), int(self.chunks[i]))
+            d.id: (self.hashes[i].decode(), int(self.chunks[i]), int(self.extents[i]))
             for d, i, ok in zip(docs, pos, hit, strict=True) if ok
         }
 

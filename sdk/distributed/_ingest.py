@@ -184,7 +184,7 @@ def _survey(
     )
     skipped: Counter[str] = Counter()
     keys: list[np.ndarray] = []
-    found: list[tuple[str, tuple[str, int]]] = []
+    found: list[tuple[str, tuple[str, int, int]]] = []
     for batch in checked.iter_batches(batch_size=None, batch_format="numpy"):
         bad = batch["error"] != ""
         if bad.any():

@@ -132,12 +132,26 @@ def routes(ctx: Context) -> list[Any]:
         single, ids, texts, vecs = _queries(data, ctx.max_client_batch_size, encoder.dim)
         thresholds = _thresholds(data, len(ids) if not single else 1)
         with_text = get_bool(data, "with_text", single)
+        mode, fusion, rrf_k = data.get("mode"), data.get("fusion"), get_int(data, "rrf_k", 60, 1, 100_000)
+        if mode not in (None, "dense", "sparse", "hybrid") or fusion not in (None, "rrf", "dbsf"):
+            raise invalid("'mode' must be dense, sparse or hybrid and 'fusion' rrf or dbsf", "mode")
         if texts is not None:
             vecs, _ = await ctx.embed(texts, "query", name="query" if single else "queries")
+        sparse_texts = texts if texts is not None else data.get("sparse_texts")
+        sparse = None
+        if mode in ("sparse", "hybrid"):  # the BM25 side is encoded here, from the queries' texts
+            if not isinstance(sparse_texts, list) or len(sparse_texts) != len(vecs) or not all(
+                isinstance(t, str) for t in sparse_texts
+            ):
+                raise invalid(f"mode {mode!r} needs the queries' texts ('queries', or 'sparse_texts' with vectors)",
+                              "sparse_texts")
+            sparse = await asyncio.to_thread(collection.sparse_queries, sparse_texts, mode)
         results = await asyncio.to_thread(
             collection.search_vectors, vecs, k, filter=filt, score_threshold=threshold, hnsw_ef=hnsw_ef,
             exact=exact, min_relevance=min_relevance, score_thresholds=thresholds,
             relevance_filter=None if relevance_filter else False,  # None: not set
+            mode=mode, fusion=fusion, rrf_k=rrf_k, sparse_vectors=sparse,
+            query_texts=sparse_texts if mode in ("sparse", "hybrid") else texts,
         )
         if single:
             return JSONResponse({"query": texts[0] if texts else None, "hits": [h.to_dict() for h in results[0]]})
