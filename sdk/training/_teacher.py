@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,10 @@ class TeacherScorer:
     """
 
     chunk = 512
+    #: where the scoring runs, when not in this process: ``runner(source, pairs, batch_size=, chunk=)``
+    #: yields the logits of ``pairs`` ``chunk`` at a time, in order (`tamis.distributed.RayPairScorer`
+    #: scores them on a Ray actor pool); the cache stays here, written chunk by chunk as they come
+    runner: Callable[..., Iterator[np.ndarray]] | None = None
 
     def __init__(
         self,
@@ -161,10 +165,13 @@ class TeacherScorer:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), desc="teacher scoring", unit="pair")
+        remote = None if self.runner is None else self.runner(
+            self.source, [p for _, p in items], batch_size=self._batch_size, chunk=self.chunk
+        )
         with open(self.cache_file, "a", encoding="utf-8") as fh:
             for start in range(0, len(items), self.chunk):
                 part = items[start : start + self.chunk]
-                out = self.model.predict(
+                out = next(remote) if remote is not None else self.model.predict(
                     [p for _, p in part], batch_size=self._batch_size, activation_fn=torch.nn.Identity(),
                     show_progress_bar=False, convert_to_numpy=True,
                 )

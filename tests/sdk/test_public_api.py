@@ -169,6 +169,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "tamis.distributed": [
         "RayConfig",
+        "RayPairScorer",
         "index_distributed",
     ],
     "tamis.testing": [
