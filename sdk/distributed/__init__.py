@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "RayConfig": "._config",
+        "RayPairScorer": "._pairs",
         "index_distributed": "._ingest",
     },
 )

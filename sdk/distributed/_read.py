@@ -88,6 +88,15 @@ def read_dataset(
 
     if isinstance(data, ray.data.Dataset):
         return data, ReadSpec("table", "dataset", id_field, text_field, title_field, metadata_fields)
+    args = {"num_cpus": read_cpus}
+    fields = (id_field, text_field, title_field, metadata_fields)
+    if isinstance(data, str) and "://" in data:  # s3://, gs://, hdfs://...: Ray reads it, the format is named
+        if format == "jsonl":
+            return ray.data.read_text(data, **args), ReadSpec("lines", data, *fields)
+        readers_ = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "json": ray.data.read_json}
+        if format not in readers_:
+            raise ConfigError(f"for a URL ({data!r}) name the format: jsonl, parquet, csv or json (got {format!r})")
+        return readers_[format](data, **args), ReadSpec("table", data, *fields)
     p = Path(os.fspath(data))
     if format == "auto":
         if p.is_dir():
@@ -103,8 +112,6 @@ def read_dataset(
             raise DataFormatError(f"no such file or folder: {str(p)!r}", source=str(p))
     if not p.exists():
         raise DataFormatError(f"no such file or folder: {str(p)!r}", source=str(p))
-    args = {"num_cpus": read_cpus}
-    fields = (id_field, text_field, title_field, metadata_fields)
     if format == "beir":
         corpus = p / "corpus.jsonl" if p.is_dir() else p
         if not corpus.is_file():

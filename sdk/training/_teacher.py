@@ -16,13 +16,13 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tamis._errors import ModelError
+from tamis._errors import ConfigError, ModelError
 from tamis._math import sigmoid
 
 __all__ = [
@@ -104,6 +104,10 @@ class Teacher:
     chunk = 512
     name: str
     fingerprint: str
+    #: where the scoring runs, when not in this process: ``runner(source, pairs, batch_size=, chunk=)``
+    #: yields the logits of ``pairs`` ``chunk`` at a time, in order (`tamis.distributed.RayPairScorer`
+    #: scores a cross-encoder's on a Ray actor pool); the cache stays here, written chunk by chunk as they come
+    runner: Callable[..., Iterator[np.ndarray]] | None = None
 
     def _open_cache(self, cache_dir: str | os.PathLike[str], progress: bool) -> None:
         self.cache_file = Path(cache_dir) / "teacher-scores" / f"{self.fingerprint}.jsonl"
@@ -155,10 +159,18 @@ class Teacher:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(items), desc=f"teacher scoring ({self.kind})", unit="pair")
+        remote = None
+        if self.runner is not None:
+            if self.kind != "cross-encoder":
+                raise ConfigError(f"a runner scores cross-encoder teachers only, not a {self.kind!r} one")
+            remote = self.runner(
+                self.source, [p for _, p in items], batch_size=self._batch_size, chunk=self.chunk  # type: ignore[attr-defined]
+            )
         with open(self.cache_file, "a", encoding="utf-8") as fh:
             for start in range(0, len(items), self.chunk):
                 part = items[start : start + self.chunk]
-                scores = [float(x) for x in self.score_batch([p for _, p in part])]
+                raw = next(remote) if remote is not None else self.score_batch([p for _, p in part])
+                scores = [float(x) for x in np.asarray(raw, dtype=np.float64).reshape(-1)]
                 if len(scores) != len(part) or any(not math.isfinite(s) for s in scores):
                     raise ModelError(f"teacher {self.name!r} gave {len(scores)} scores for {len(part)} pairs, "
                                      "or a non-finite one; check the model")

@@ -209,6 +209,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "tamis.distributed": [
         "RayConfig",
+        "RayPairScorer",
         "index_distributed",
     ],
     "tamis.testing": [
