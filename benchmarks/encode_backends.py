@@ -7,9 +7,11 @@ Texts (`_peers.texts_of`): short = 8000 WordNet definitions, middle = 2000 texts
 long = the 172 python-faq answers. Peers (`_peers.peers`): bare ``SentenceTransformer.encode``
 (batch 64), tamis ``auto`` (the default), ``onnx``, ``onnx-int8``, ``torch``, and fastembed's
 ``TextEmbedding`` on the tamis float32 export (``--peers`` picks; ``--sdpa-graph`` adds the
-previous, SDPA-attention export). Each peer is warmed up, then every round times each peer once
-on all texts, in turn; the best round counts. Vectors are compared with bare ST's (cosine) first,
-and the int8 quality gate runs on a sample of the texts.
+previous, SDPA-attention export). Each peer is warmed up (and its vectors compared with
+bare ST's, cosine) on the first part of the texts; then the texts are cut into ``--slices`` parts, and every round times each peer
+on each part in turn (the peer order rotating): a peer's docs/s is the texts over the sum of its
+best time per part, so a burst of load from elsewhere on a shared machine hurts no peer alone.
+The int8 quality gate runs on a sample of the texts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--length", choices=["short", "middle", "long"], default="short")
     ap.add_argument("--n", type=int, default=0, help="texts (0: the length's default)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--slices", type=int, default=0, help="parts timed separately (0: 8, long: 4)")
     ap.add_argument("--peers", default="bare,auto,onnx,onnx-int8,torch,fastembed")
     ap.add_argument("--sdpa-graph", help="model.onnx of the previous (SDPA) export, to time it too")
     args = ap.parse_args()
@@ -40,10 +43,13 @@ def main() -> None:
     words = np.mean([len(t.split()) for t in texts])
     print(f"{machine()}; {len(texts)} {args.length} texts ({words:.0f} words on average); load {os.getloadavg()}")
 
+    n_parts = args.slices or (4 if args.length == "long" else 8)
+    size = -(-len(texts) // n_parts)
+    parts = [texts[i : i + size] for i in range(0, len(texts), size)]
     ref_label, ref = next(iter(encoders)), None
     quality = {}
     for label, fn in encoders.items():  # also the warm-up
-        vecs = fn(texts)
+        vecs = fn(parts[0])
         ref = vecs if ref is None else ref
         cos = (vecs * ref).sum(axis=1)
         quality[label] = {"min": float(cos.min()), "mean": float(cos.mean())}
@@ -57,17 +63,23 @@ def main() -> None:
         except QualityGateError as exc:  # timed anyway, reported as refused
             gate = exc.report
 
-    rates: dict[str, list[float]] = {k: [] for k in encoders}
+    labels = list(encoders)
+    times = {k: [[float("inf")] * len(parts) for _ in range(args.rounds)] for k in labels}
     for r in range(args.rounds):
-        for label, fn in encoders.items():
-            t0 = time.perf_counter()
-            fn(texts)
-            rates[label].append(len(texts) / (time.perf_counter() - t0))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()), flush=True)
-    best = {k: max(v) for k, v in rates.items()}
+        for j, part in enumerate(parts):
+            shift = (r * len(parts) + j) % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                t0 = time.perf_counter()
+                encoders[label](part)
+                times[label][r][j] = time.perf_counter() - t0
+        print(f"round {r + 1}: " + ", ".join(f"{k} {len(texts) / sum(v[r]):.0f}" for k, v in times.items()),
+              flush=True)
+    best = {k: len(texts) / sum(min(v[r][j] for r in range(args.rounds)) for j in range(len(parts)))
+            for k, v in times.items()}
+    rates = {k: [len(texts) / sum(v[r]) for r in range(args.rounds)] for k, v in times.items()}
     bare = best.get("bare ST (torch, batch 64)")
     fast = best.get("fastembed (same export)")
-    print(f"\nbest of {args.rounds} rounds; cosine vs {ref_label}")
+    print(f"\nbest of {args.rounds} rounds per part ({len(parts)} parts); cosine vs {ref_label}")
     print(f"{'encoder':<34}{'docs/s':>9}{'x bare':>8}{'x fastembed':>13}{'cos min':>11}")
     for label, rate in best.items():
         xb = f"{rate / bare:.2f}" if bare else "-"
