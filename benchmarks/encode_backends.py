@@ -1,131 +1,99 @@
-"""Encoding throughput on CPU: bare sentence-transformers vs tamis BiEncoder (torch) vs OnnxEncoder.
+"""Encoding throughput on CPU, one text length per run: tamis's backends against bare
+sentence-transformers and fastembed, same texts, same weights, interleaved rounds.
 
-    python benchmarks/encode_backends.py [--n 5000] [--dataset wordnet-reverse-dictionary] [--repeat 1]
+    flock /work/bench.lock python benchmarks/encode_backends.py --length short|middle|long [--rounds 3]
 
-Texts are the first N documents of the dataset (title + " " + text). Every encoder encodes the same
-texts in batches of 64 after a warm-up batch; docs/s is the best of ``--repeat`` runs. The ONNX
-export is timed separately (into a fresh cache folder unless ``--cache`` is given), as is loading
-the cached export. Vectors of OnnxEncoder are compared with BiEncoder's (cosine).
+Texts (`_peers.texts_of`): short = 8000 WordNet definitions, middle = 2000 texts of 80-150 words,
+long = the 172 python-faq answers. Peers (`_peers.peers`): bare ``SentenceTransformer.encode``
+(batch 64), tamis ``auto`` (the default), ``onnx``, ``onnx-int8``, ``torch``, and fastembed's
+``TextEmbedding`` on the tamis float32 export (``--peers`` picks; ``--sdpa-graph`` adds the
+previous, SDPA-attention export). Each peer is warmed up (and its vectors compared with
+bare ST's, cosine) on the first part of the texts; then the texts are cut into ``--slices`` parts, and every round times each peer
+on each part in turn (the peer order rotating): a peer's docs/s is the texts over the sum of its
+best time per part, so a burst of load from elsewhere on a shared machine hurts no peer alone.
+The int8 quality gate runs on a sample of the texts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-from _common import dataset, machine, save_json
-
-
-def load_texts(path: Path, n: int) -> list[str]:
-    texts = []
-    with open(path / "corpus.jsonl", encoding="utf-8") as fh:
-        for line in fh:
-            doc = json.loads(line)
-            texts.append(f"{doc.get('title') or ''} {doc.get('text') or ''}".strip())
-            if n and len(texts) >= n:
-                break
-    return texts
-
-
-def best_rate(fn: Callable[[], object], n: int, repeat: int) -> float:
-    """docs/s of ``fn`` (which encodes n texts), best of ``repeat`` runs."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+from _common import machine, save_json
+from _peers import peers, texts_of
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="wordnet-reverse-dictionary")
-    ap.add_argument("--n", type=int, default=5000, help="documents (0 = all)")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per encoder; the best counts")
-    ap.add_argument("--cache", help="ONNX export folder to reuse (default: a fresh temporary one)")
+    ap.add_argument("--length", choices=["short", "middle", "long"], default="short")
+    ap.add_argument("--n", type=int, default=0, help="texts (0: the length's default)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--slices", type=int, default=0, help="parts timed separately (0: 8, long: 4)")
+    ap.add_argument("--peers", default="bare,auto,onnx,onnx-int8,torch,fastembed")
+    ap.add_argument("--sdpa-graph", help="model.onnx of the previous (SDPA) export, to time it too")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    import torch
-    from sentence_transformers import SentenceTransformer
+    texts = texts_of(args.length, args.n or None)
+    names = args.peers.split(",") + (["onnx-sdpa"] if args.sdpa_graph else [])
+    encoders, facts = peers(names, args.sdpa_graph)
+    words = np.mean([len(t.split()) for t in texts])
+    print(f"{machine()}; {len(texts)} {args.length} texts ({words:.0f} words on average); load {os.getloadavg()}")
 
-    from tamis.encoders import BiEncoder, OnnxEncoder, default_model_path
+    n_parts = args.slices or (4 if args.length == "long" else 8)
+    size = -(-len(texts) // n_parts)
+    parts = [texts[i : i + size] for i in range(0, len(texts), size)]
+    ref_label, ref = next(iter(encoders)), None
+    quality = {}
+    for label, fn in encoders.items():  # also the warm-up
+        vecs = fn(parts[0])
+        ref = vecs if ref is None else ref
+        cos = (vecs * ref).sum(axis=1)
+        quality[label] = {"min": float(cos.min()), "mean": float(cos.mean())}
+    gate = None
+    if "int8" in facts:
+        from tamis.encoders import QualityGateError
 
-    texts = load_texts(dataset(args.dataset), args.n)
-    n, bs = len(texts), args.batch_size
-    warm = texts[:bs]
-    print(f"{machine()}; {n} texts from {args.dataset}, batch {bs}")
+        sample = texts[:: max(1, len(texts) // 512)][:512]
+        try:
+            gate = facts.pop("int8").check_int8(sample)  # type: ignore[attr-defined]
+        except QualityGateError as exc:  # timed anyway, reported as refused
+            gate = exc.report
 
-    st = SentenceTransformer(str(default_model_path()), device="cpu")
-    st.encode(warm, batch_size=bs)
-    bare = best_rate(lambda: st.encode(texts, batch_size=bs, show_progress_bar=False), n, args.repeat)
-
-    bi = BiEncoder(device="cpu")
-    bi.encode(warm, batch_size=bs)
-    torch_rate = best_rate(lambda: bi.encode(texts, batch_size=bs), n, args.repeat)
-    ref = bi.encode(texts, batch_size=bs)
-    fingerprint = bi.fingerprint
-
-    with tempfile.TemporaryDirectory(prefix="tamis-onnx-bench-") as tmp:
-        cache = Path(args.cache) if args.cache else Path(tmp)
-        t0 = time.perf_counter()
-        OnnxEncoder(cache=cache)
-        export_s = time.perf_counter() - t0  # export, or a cache hit when --cache is reused
-        t0 = time.perf_counter()
-        onnx = OnnxEncoder(cache=cache)
-        load_s = time.perf_counter() - t0
-        onnx.encode(warm, batch_size=bs)
-        onnx_rate = best_rate(lambda: onnx.encode(texts, batch_size=bs), n, args.repeat)
-        vecs = onnx.encode(texts, batch_size=bs)
-        exporter = onnx.meta["exporter"]
-        same_fp = onnx.fingerprint == fingerprint
-        threads = onnx.intra_op_threads
-
-    cos = (vecs * ref).sum(axis=1)
-    rows = [
-        ("SentenceTransformer.encode", bare),
-        ("tamis BiEncoder (torch)", torch_rate),
-        ("tamis OnnxEncoder", onnx_rate),
-    ]
-    print(f"\n{'encoder':<30}{'docs/s':>10}")
-    for name, rate in rows:
-        print(f"{name:<30}{rate:>10.0f}")
-    print(
-        f"\nonnx / bare torch: {onnx_rate / bare:.2f}x   onnx / BiEncoder: {onnx_rate / torch_rate:.2f}x   "
-        f"BiEncoder / bare: {torch_rate / bare:.2f}x"
-    )
-    print(
-        f"cosine onnx vs torch: min {cos.min():.7f}, mean {cos.mean():.7f}; same fingerprint: {same_fp}\n"
-        f"export ({exporter}): {export_s:.1f} s, cached load: {load_s:.2f} s; "
-        f"threads: torch {torch.get_num_threads()}, onnx {threads} (of {os.cpu_count()} CPUs)"
-    )
-    path = save_json(
-        "encode_backends.json",
-        {
-            "machine": machine(),
-            "dataset": args.dataset,
-            "n": n,
-            "batch_size": bs,
-            "docs_per_s": {name: round(rate, 1) for name, rate in rows},
-            "cosine_min": float(cos.min()),
-            "cosine_mean": float(cos.mean()),
-            "same_fingerprint": same_fp,
-            "exporter": exporter,
-            "export_s": round(export_s, 2),
-            "cached_load_s": round(load_s, 3),
-            "torch_threads": torch.get_num_threads(),
-            "onnx_threads": threads,
-            "mean_chars": float(np.mean([len(t) for t in texts])),
-        },
-    )
+    labels = list(encoders)
+    times = {k: [[float("inf")] * len(parts) for _ in range(args.rounds)] for k in labels}
+    for r in range(args.rounds):
+        for j, part in enumerate(parts):
+            shift = (r * len(parts) + j) % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                t0 = time.perf_counter()
+                encoders[label](part)
+                times[label][r][j] = time.perf_counter() - t0
+        print(f"round {r + 1}: " + ", ".join(f"{k} {len(texts) / sum(v[r]):.0f}" for k, v in times.items()),
+              flush=True)
+    best = {k: len(texts) / sum(min(v[r][j] for r in range(args.rounds)) for j in range(len(parts)))
+            for k, v in times.items()}
+    rates = {k: [len(texts) / sum(v[r]) for r in range(args.rounds)] for k, v in times.items()}
+    bare = best.get("bare ST (torch, batch 64)")
+    fast = best.get("fastembed (same export)")
+    print(f"\nbest of {args.rounds} rounds per part ({len(parts)} parts); cosine vs {ref_label}")
+    print(f"{'encoder':<34}{'docs/s':>9}{'x bare':>8}{'x fastembed':>13}{'cos min':>11}")
+    for label, rate in best.items():
+        xb = f"{rate / bare:.2f}" if bare else "-"
+        xf = f"{rate / fast:.2f}" if fast else "-"
+        print(f"{label:<34}{rate:>9.1f}{xb:>8}{xf:>13}{quality[label]['min']:>11.7f}")
+    if gate:
+        print(f"int8 gate on {gate['texts']} of these texts: recall@10 {gate['recall_at_k']}, mean cosine "
+              f"{gate['mean_cosine']}, top-10 overlap {gate['top_k_overlap']}, passed {gate['passed']}")
+    print(f"auto: {facts.get('auto')}; onnx threads {facts['onnx_threads']}; load now {os.getloadavg()}")
+    path = save_json(f"encode_backends-{args.length}.json", {
+        "machine": machine(), "length": args.length, "n": len(texts), "mean_words": float(words),
+        "rounds": rates, "best_docs_per_s": best, "cosine_vs_ref": quality, "ref": ref_label,
+        "int8_gate": gate, "facts": facts, "load_after": os.getloadavg(),
+    })
     print(f"saved {path}")
 
 

@@ -6,9 +6,10 @@ used with ``backend="auto"`` on a machine) and caches the result under
 ``cache_dir()/probe/<model key>-<machine key>.json``. Then:
 
 * ONNX Runtime at least as fast on every length -> ``onnx`` (what all-MiniLM-L6-v2 measures here);
-* torch faster on every length -> ``torch``;
+* torch faster (by more than 5%, `MARGIN`) on every length -> ``torch``;
 * mixed -> `RoutedEncoder`: each call's texts go, by token count, to the backend that won the
-  nearest probed length (both backends have the same fingerprint, so vectors mix safely).
+  nearest probed length (both backends have the same fingerprint, so vectors mix safely); torch is
+  loaded only when a text goes to it, so short queries never import it.
 
 The machine key is the CPU model, the cores this process may use and the onnxruntime and torch
 versions: a new machine, a changed affinity or an upgrade measures again. ``TAMIS_AUTO_PROBE=0``
@@ -22,12 +23,13 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tamis._errors import ModelError
 from tamis._settings import cache_dir
 from tamis.encoders._onnx_runtime import available_cores, machine_key
 from tamis.encoders._protocol import Encoder, TextKind
@@ -37,6 +39,8 @@ __all__ = ["PROBE_FORMAT", "RoutedEncoder", "choose", "probe_file", "run_probe"]
 logger = logging.getLogger("tamis")
 
 PROBE_FORMAT = 1
+#: torch must beat ONNX Runtime by more than this factor at a length to get it
+MARGIN = 1.05
 _PROBE_TEXTS = 16
 _SENTENCE = "tamis times both backends on texts of this many tokens before it picks one for you . "
 
@@ -54,8 +58,11 @@ def read_probe(path: Path) -> dict[str, Any] | None:
 
 
 def choose(probe: dict[str, Any]) -> str | dict[int, str]:
-    """``"onnx"``, ``"torch"``, or {probed length: winner} when neither wins every length."""
-    winners = {int(n): ("onnx" if b["onnx"] >= b["torch"] else "torch") for n, b in probe["buckets"].items()}
+    """``"onnx"``, ``"torch"``, or {probed length: winner} when neither wins every length. torch wins a
+    length when it measured more than `MARGIN` faster there (less is within the timing noise)."""
+    winners = {
+        int(n): ("torch" if b["torch"] > b["onnx"] * MARGIN else "onnx") for n, b in probe["buckets"].items()
+    }
     kinds = set(winners.values())
     return kinds.pop() if len(kinds) == 1 else dict(sorted(winners.items()))
 
@@ -102,21 +109,33 @@ class RoutedEncoder:
 
     backend = "auto"
 
-    def __init__(self, onnx: Encoder, torch_enc: Encoder, winners: dict[int, str]) -> None:
-        if onnx.fingerprint != torch_enc.fingerprint:  # pragma: no cover - same weights, same hash
-            raise ValueError("RoutedEncoder needs two encoders of the same model")
-        self._encoders = {"onnx": onnx, "torch": torch_enc}
+    def __init__(
+        self, onnx: Encoder, torch_enc: Encoder | Callable[[], Encoder], winners: dict[int, str]
+    ) -> None:
+        self._onnx = onnx
+        self._torch: Encoder | None = torch_enc if isinstance(torch_enc, Encoder) else None
+        self._make_torch = None if self._torch is not None else torch_enc
         self._winners = dict(sorted(winners.items()))
         self.name, self.dim, self.fingerprint = onnx.name, onnx.dim, onnx.fingerprint
         self.max_seq_length = onnx.max_seq_length
 
     @property
     def tokenizer(self) -> Any:
-        return self._encoders["onnx"].tokenizer
+        return self._onnx.tokenizer
 
     @property
     def normalizes(self) -> bool:
-        return bool(getattr(self._encoders["onnx"], "normalizes", True))
+        return bool(getattr(self._onnx, "normalizes", True))
+
+    def _encoder(self, key: str) -> Encoder:
+        if key == "onnx":
+            return self._onnx
+        if self._torch is None:
+            assert self._make_torch is not None
+            self._torch = self._make_torch()  # type: ignore[operator]
+            if self._torch.fingerprint != self.fingerprint:  # pragma: no cover - same weights, same hash
+                raise ModelError("RoutedEncoder needs two encoders of the same model")
+        return self._torch
 
     def route(self, n_tokens: int) -> str:
         """The backend for a text of ``n_tokens`` tokens."""
@@ -132,10 +151,11 @@ class RoutedEncoder:
         if not texts:
             return out
         counts = [len(ids) for ids in self.tokenizer(texts, truncation=True)["input_ids"]]
-        for key, enc in self._encoders.items():
+        for key in ("onnx", "torch"):
             idx = [i for i, c in enumerate(counts) if self.route(c) == key]
             if idx:
-                out[idx] = enc.encode([texts[i] for i in idx], kind=kind, batch_size=batch_size)
+                vecs = self._encoder(key).encode([texts[i] for i in idx], kind=kind, batch_size=batch_size)
+                out[idx] = vecs
         return out
 
     def __repr__(self) -> str:
@@ -158,10 +178,11 @@ def auto_cpu_encoder(spec: str | None, **kwargs: Any) -> Encoder:
     choice = choose(probe)
     if choice == "onnx":
         return onnx
-    torch_enc = BiEncoder(spec, device="cpu", **_torch_options(kwargs))
     if choice == "torch":
-        return torch_enc
-    return RoutedEncoder(onnx, torch_enc, choice)  # type: ignore[arg-type]
+        return BiEncoder(spec, device="cpu", **_torch_options(kwargs))
+    return RoutedEncoder(
+        onnx, lambda: BiEncoder(spec, device="cpu", **_torch_options(kwargs)), choice  # type: ignore[arg-type]
+    )
 
 
 def _torch_options(kwargs: dict[str, Any]) -> dict[str, Any]:

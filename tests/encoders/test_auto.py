@@ -44,6 +44,11 @@ def test_auto_picks_what_the_probe_measured(probe_path: Path) -> None:
     routed = load_encoder(None, device="cpu")
     assert isinstance(routed, RoutedEncoder)
     assert routed.route(10) == routed.route(64) == "onnx" and routed.route(250) == "torch"
+    routed.encode(["a short query"], kind="query")
+    assert routed._torch is None  # torch is loaded only for a text that goes to it
+    # within 5% is noise: onnx keeps that length
+    _plant(probe_path, {16: (900.0, 500.0), 256: (44.0, 45.0)})
+    assert isinstance(load_encoder(None, device="cpu"), OnnxEncoder)
 
 
 def test_the_routed_encoder_sends_each_text_to_its_winner(probe_path: Path, minilm) -> None:
