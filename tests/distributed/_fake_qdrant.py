@@ -99,6 +99,11 @@ class FakeQdrant:
             return lc.delete_collection(name)
         if rest == "/aliases":
             return lc.get_collection_aliases(name)
+        if rest == "/index" and method == "PUT":  # a payload index: checked, then a no-op (local mode has none)
+            models.CreateFieldIndex(**body)
+            if not lc.collection_exists(name):
+                raise KeyError(name)
+            return {"operation_id": 0, "status": "completed"}
         if rest == "/points" and method == "PUT":
             pid = self._who(port)
             self.upserts_by_pid[pid] = self.upserts_by_pid.get(pid, 0) + 1
