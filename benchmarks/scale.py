@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,15 +181,25 @@ def child_query(folder: Path, config: str, n_queries: int, filtered: bool) -> di
             "rss_mb": rss, "rss_before_mb": rss0, "ids": ids}
 
 
-def run_child(*args: str) -> dict:
+def start_child(*args: str) -> subprocess.Popen[str]:
     """One child process; a query child under ``flock $BENCH_LOCK`` when set (latency is timed there; a
     build of 300k points takes longer than one may hold the shared lock, so builds run unlocked and
     their throughput is recorded with the load average)."""
     cmd = [sys.executable, __file__, "--child", *args]
     if os.environ.get("BENCH_LOCK") and args[0] == "query":
         cmd = ["flock", os.environ["BENCH_LOCK"], *cmd]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+def result_of(proc: subprocess.Popen[str]) -> dict:
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"child failed ({proc.returncode}): {proc.args}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_child(*args: str) -> dict:
+    return result_of(start_child(*args))
 
 
 def main() -> None:
@@ -197,6 +208,7 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--filtered", type=int, default=0, help="N for the payload-index comparison (0: skip)")
+    ap.add_argument("--filtered-config", default="float32", help="the configuration of the payload-index comparison")
     ap.add_argument("--work", type=Path, default=OUT / "scale-work")
     ap.add_argument("--out", default="scale.json", help="results file name under benchmarks/out/")
     ap.add_argument("--child", nargs="+")
@@ -211,21 +223,22 @@ def main() -> None:
         return
     base, queries = base_vectors()
     queries = queries[: args.queries]
-    # (n, config, lang index): the float32 build at --filtered N also answers the filtered query
-    # without a payload index on metadata.lang; one more build has the index
+    # (n, config, lang index): the --filtered-config build at --filtered N also answers the filtered
+    # query without a payload index on metadata.lang; one more build has the index. The comparison
+    # runs second (after the first build), so that a run cut short still has it
     builds = [(n, c, False) for n in args.sizes for c in args.configs]
     if args.filtered:
-        builds.append((args.filtered, "float32", True))
-    results = []
-    for n, config, indexed in builds:
-        folder = args.work / f"{config}-{n}-{int(indexed)}"
-        shutil.rmtree(folder, ignore_errors=True)
-        build = run_child("build", str(folder), str(n), config, "1" if indexed else "0")
-        modes = [] if indexed else [False]
-        if n == args.filtered and config == "float32":
-            modes.append(True)
-        for filtered in modes:
-            query = run_child("query", str(folder), config, str(len(queries)), "1" if filtered else "0")
+        fc = args.filtered_config
+        pair = [(args.filtered, fc, True)] + ([] if (args.filtered, fc, False) in builds else [(args.filtered, fc, False)])
+        builds[1:1] = pair[::-1]
+    results: list[dict] = []
+    # builds run one after another; each one's queries wait for the timing lock meanwhile
+    pending: list[tuple[Any, ...]] = []
+    def harvest(entry: tuple[Any, ...]) -> None:
+        n, config, indexed, folder, build, modes, procs = entry
+        for i, filtered in enumerate(modes):
+            proc = procs[0] if i == 0 else start_child("query", str(folder), config, str(len(queries)), "1" if filtered else "0")
+            query = result_of(proc)
             if filtered:
                 keep = np.arange(n)[np.arange(n) % 10 == 3]
                 truth = keep[exact_top10_subset(base, queries, keep)]
@@ -238,8 +251,23 @@ def main() -> None:
             results.append(row)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
             save_json(args.out, {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                     "noise": NOISE, "results": results})
+                                 "noise": NOISE, "results": results})
         shutil.rmtree(folder, ignore_errors=True)
+
+
+    for n, config, indexed in builds:
+        folder = args.work / f"{config}-{n}-{int(indexed)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        build = run_child("build", str(folder), str(n), config, "1" if indexed else "0")
+        modes = [] if indexed or n not in args.sizes or config not in args.configs else [False]
+        if n == args.filtered and config == args.filtered_config:
+            modes.append(True)
+        procs = [start_child("query", str(folder), config, str(len(queries)), "1" if f else "0") for f in modes[:1]]
+        pending.append((n, config, indexed, folder, build, modes, procs))
+        while pending and all(p.poll() is not None for p in pending[0][6]):
+            harvest(pending.pop(0))
+    for entry in pending:
+        harvest(entry)
     print(f"wrote {OUT / args.out}")
 
 
