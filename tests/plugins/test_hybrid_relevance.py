@@ -66,7 +66,8 @@ def client_side(col, adapter: HybridAdapter, texts: list[str]) -> list[dict[str,
         dw[0, : min(w, len(d))] = [h.score for h in d[:w]]
         sw[0, : min(w, len(s))] = [h.sparse_score for h in s[:w]]
         r = adapter.relevance(
-            np.array([[dmap.get(i, np.nan) for i in ids]]), np.array([[smap.get(i, np.nan) for i in ids]]), dw, sw
+            np.array([[dmap.get(i, np.nan) for i in ids]]), np.array([[smap.get(i, np.nan) for i in ids]]), dw, sw,
+            np.array([d[-1].score]),
         )[0]
         out.append(dict(zip(ids, r.tolist(), strict=True)))
     return out
