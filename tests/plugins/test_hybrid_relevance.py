@@ -44,7 +44,7 @@ def calibrated(request, tmp_path_factory):
     col = open_collection("h", create=True, hybrid=True, model="fake:32", **where)
     col.index(docs)
     train = {q: queries[q] for q in list(queries)[:90]}
-    adapter = calibrate_hybrid(col, train, qrels, target_recall=0.8, candidates=30, window=5, epochs=30)
+    adapter = calibrate_hybrid(col, train, qrels, target_recall=0.8, candidates=30, window=5, epochs=10)
     test = {q: queries[q] for q in list(queries)[90:]}
     yield col, adapter, test, qrels
     col.close()
