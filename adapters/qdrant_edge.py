@@ -50,13 +50,12 @@ import qdrant_edge as _qe
 
 from tamis._errors import CollectionExistsError, CollectionNotFoundError, ConfigError, StoreError
 from tamis.adapters._edge_files import FORMAT, Layout
-from tamis.adapters._edge_hybrid import EdgeHybrid, hybrid_config, hybrid_points
+from tamis.adapters._edge_hybrid import EdgeHybrid, hybrid_config, hybrid_info, hybrid_points
 from tamis.adapters._edge_query import edge_filter, query_request
 from tamis.adapters._edge_shards import OpenShard, SharedShards, check_indexing_threshold, edge_config
 from tamis.stores import (
     DEFAULT_HNSW_EF_CONSTRUCT,
     DEFAULT_HNSW_M,
-    SPARSE_NAME,
     BaseStore,
     Record,
     ScoredPoint,
@@ -185,9 +184,7 @@ class EdgeStore(EdgeHybrid, BaseStore):
         self, name: str, dim: int, distance: str, metadata: dict[str, Any], sparse: bool = False
     ) -> None:
         """Built in a hidden sibling folder and renamed into place: a failure leaves nothing behind."""
-        info = {"format": FORMAT, "dim": dim, "distance": distance, "metadata": metadata}
-        if sparse:  # a hybrid collection (tamis.adapters._edge_hybrid)
-            info["sparse"] = SPARSE_NAME
+        info = {"format": FORMAT, "dim": dim, "distance": distance, "metadata": metadata, **hybrid_info(sparse)}
         files = self._files
         with self._lock:
             self._check_open()
@@ -281,9 +278,7 @@ class EdgeStore(EdgeHybrid, BaseStore):
         sparse: list[Any] | None = None,
     ) -> None:
         """ONE engine update: after a crash all of the points are there, or none."""
-        edge_points = [
-            _qe.Point(i, row, p) for i, row, p in zip(ids, vectors.tolist(), payloads, strict=True)
-        ] if sparse is None else hybrid_points(ids, vectors, payloads, sparse)
+        edge_points = hybrid_points(ids, vectors, payloads, sparse)  # sparse vectors: hybrid collections only
         self._write("upsert into", target, "update", _qe.UpdateOperation.upsert_points(edge_points))
 
     def _retrieve(self, name: str, ids: list[str], *, with_payload: bool, with_vectors: bool) -> list[Record]:
