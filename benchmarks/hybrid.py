@@ -280,7 +280,7 @@ def quality(name: str) -> dict:
             "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
 
 
-def latency(name: str, rounds: int = 3, n: int = 200) -> dict:
+def latency(name: str, rounds: int = 3, n: int = 100) -> dict:
     """Store query latency: dense vs hybrid RRF vs the calibrated hybrid (window + formula), interleaved."""
     docs, queries, dv, qids, qv = encoded(name)
     qsparse = Bm25Encoder().embed_queries([queries[q] for q in qids])
@@ -339,15 +339,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(FOLDERS))
     ap.add_argument("--timing", action="store_true", help="latency and index throughput (run under flock)")
+    ap.add_argument("--docs", type=int, default=1000, help="--timing: documents per index-throughput run")
     args = ap.parse_args()
     import os
 
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "load": os.getloadavg(), "results": []}
     for name in args.datasets:
-        res = latency(name) | {"throughput": throughput(name)} if args.timing else quality(name)
+        if args.timing:  # each part printed as soon as it is measured
+            res = latency(name)
+            print(json.dumps(res, indent=1, default=str), flush=True)
+            res["throughput"] = throughput(name, n_docs=args.docs)
+            print(json.dumps(res["throughput"], indent=1, default=str), flush=True)
+        else:
+            res = quality(name)
+            print(json.dumps(res, indent=1, default=str), flush=True)
         report["results"].append(res)
-        print(json.dumps(res, indent=1, default=str), flush=True)
     save_json("hybrid-timing.json" if args.timing else f"hybrid-{'-'.join(args.datasets)}.json", report)
 
 
