@@ -18,7 +18,7 @@ import qdrant_edge as _qe
 from tamis.stores import SPARSE_NAME, FusedPoint, HybridQuery, RelevanceFormula, SearchParams, to_scored
 from tamis.stores._hybrid import run_batch
 
-__all__ = ["EdgeHybrid", "formula_expression", "hybrid_config", "hybrid_points"]
+__all__ = ["EdgeHybrid", "formula_expression", "hybrid_config", "hybrid_info", "hybrid_points"]
 
 _E = _qe.Expression
 
@@ -34,10 +34,17 @@ def hybrid_config(config: Any) -> Any:
     return _qe.EdgeConfig(**kept, sparse_vectors=sparse)
 
 
-def hybrid_points(ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]], sparse: list[Any]) -> list[Any]:
-    """Edge points with the dense vector unnamed and the sparse one (when given) under `SPARSE_NAME`."""
+def hybrid_info(sparse: bool) -> dict[str, Any]:
+    """What a collection's ``tamis.json`` says about its sparse vector (nothing for a dense-only one)."""
+    return {"sparse": SPARSE_NAME} if sparse else {}
+
+
+def hybrid_points(
+    ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]], sparse: list[Any] | None
+) -> list[Any]:
+    """Edge points; with ``sparse``, the dense vector unnamed and the sparse one (when given) under `SPARSE_NAME`."""
     out = []
-    for i, row, p, sv in zip(ids, vectors.tolist(), payloads, sparse, strict=True):
+    for i, row, p, sv in zip(ids, vectors.tolist(), payloads, sparse or [None] * len(ids), strict=True):
         vector: Any = row if sv is None else {"": row, SPARSE_NAME: _qe.SparseVector(list(sv.indices), list(sv.values))}
         out.append(_qe.Point(i, vector, p))
     return out

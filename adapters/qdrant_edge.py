@@ -51,7 +51,7 @@ import qdrant_edge as _qe
 
 from tamis._errors import CollectionExistsError, CollectionNotFoundError, ConfigError, StoreError
 from tamis.adapters._edge_files import FORMAT, Layout
-from tamis.adapters._edge_hybrid import EdgeHybrid, hybrid_config, hybrid_points
+from tamis.adapters._edge_hybrid import EdgeHybrid, hybrid_config, hybrid_info, hybrid_points
 from tamis.adapters._edge_query import edge_filter, query_request
 from tamis.adapters._edge_settings import make_shard, settings_config
 from tamis.adapters._edge_shards import (
@@ -63,7 +63,6 @@ from tamis.adapters._edge_shards import (
 from tamis.stores import (
     DEFAULT_HNSW_EF_CONSTRUCT,
     DEFAULT_HNSW_M,
-    SPARSE_NAME,
     BaseStore,
     CollectionSettings,
     Record,
@@ -196,9 +195,7 @@ class EdgeStore(EdgeHybrid, BaseStore):
     ) -> None:
         """Built in a hidden sibling folder and renamed into place (with its payload indexes): a failure
         leaves nothing behind. See `tamis.adapters._edge_settings` for the settings Edge applies."""
-        info = {"format": FORMAT, "dim": dim, "distance": distance, "metadata": metadata}
-        if sparse:  # a hybrid collection (tamis.adapters._edge_hybrid)
-            info["sparse"] = SPARSE_NAME
+        info = {"format": FORMAT, "dim": dim, "distance": distance, "metadata": metadata, **hybrid_info(sparse)}
         files = self._files
         with self._lock:
             self._check_open()
@@ -292,9 +289,7 @@ class EdgeStore(EdgeHybrid, BaseStore):
     ) -> None:
         """ONE engine update: after a crash all of the points are there, or none."""
         self._files.require_free_to_write(target, vectors.nbytes + len(json.dumps(payloads)))
-        edge_points = [
-            _qe.Point(i, row, p) for i, row, p in zip(ids, vectors.tolist(), payloads, strict=True)
-        ] if sparse is None else hybrid_points(ids, vectors, payloads, sparse)
+        edge_points = hybrid_points(ids, vectors, payloads, sparse)  # sparse vectors: hybrid collections only
         self._write("upsert into", target, "update", _qe.UpdateOperation.upsert_points(edge_points))
 
     def _retrieve(self, name: str, ids: list[str], *, with_payload: bool, with_vectors: bool) -> list[Record]:

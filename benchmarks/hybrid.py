@@ -210,7 +210,7 @@ def metrics(ids, qrels, scored, taus) -> tuple[dict, dict]:
 def check_engine(store, qv, qsparse, h: HybridCalibrationData, r: np.ndarray, hybrid: HybridAdapter, n: int = 200):
     """Formula queries (score_threshold = τ) against the relevance computed here: mismatching documents."""
     tau = hybrid.threshold
-    formulas = hybrid.formulas(h.dense_window[:n], h.sparse_window[:n])
+    formulas = hybrid.formulas(h.dense_window[:n], h.sparse_window[:n], h.dense_floor[:n])
     qs = [HybridQuery(dense=qv[i], sparse=qsparse[i], fusion="formula", prefetch=K, formula=formulas[i],
                       score_threshold=float(np.nextafter(np.float32(tau), np.float32(-1)))) for i in range(min(n, len(qv)))]
     got = store.query_hybrid("c", qs, k=2 * K)
@@ -280,7 +280,7 @@ def quality(name: str) -> dict:
             "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
 
 
-def latency(name: str, rounds: int = 3, n: int = 200) -> dict:
+def latency(name: str, rounds: int = 3, n: int = 100) -> dict:
     """Store query latency: dense vs hybrid RRF vs the calibrated hybrid (window + formula), interleaved."""
     docs, queries, dv, qids, qv = encoded(name)
     qsparse = Bm25Encoder().embed_queries([queries[q] for q in qids])
@@ -301,8 +301,9 @@ def latency(name: str, rounds: int = 3, n: int = 200) -> dict:
                 t = time.perf_counter()
                 store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], prefetch=K)], k=10)
                 times["hybrid rrf"].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], mode=m) for m in ("dense", "sparse")], k=10)
+                t = time.perf_counter()  # what the hybrid_relevance stage sends: two window queries, one formula query
+                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], mode="dense")], k=K)
+                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], mode="sparse")], k=10)
                 store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], fusion="formula", formula=f,
                                                      prefetch=K, score_threshold=0.5)], k=10)
                 times["calibrated hybrid"].append(time.perf_counter() - t)
@@ -314,7 +315,7 @@ def latency(name: str, rounds: int = 3, n: int = 200) -> dict:
     return {"dataset": name, "docs": len(docs), "queries_per_round": n, "rounds": rounds, **out}
 
 
-def throughput(name: str, n_docs: int = 1500, rounds: int = 2) -> dict:
+def throughput(name: str, n_docs: int = 1000, rounds: int = 2) -> dict:
     """`Collection.index` (MiniLM) docs/s with and without BM25 sparse vectors, interleaved rounds."""
     from tamis import open_collection
 
@@ -338,15 +339,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(FOLDERS))
     ap.add_argument("--timing", action="store_true", help="latency and index throughput (run under flock)")
+    ap.add_argument("--docs", type=int, default=1000, help="--timing: documents per index-throughput run")
     args = ap.parse_args()
     import os
 
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "load": os.getloadavg(), "results": []}
     for name in args.datasets:
-        res = latency(name) | {"throughput": throughput(name)} if args.timing else quality(name)
+        if args.timing:  # each part printed as soon as it is measured
+            res = latency(name)
+            print(json.dumps(res, indent=1, default=str), flush=True)
+            res["throughput"] = throughput(name, n_docs=args.docs)
+            print(json.dumps(res["throughput"], indent=1, default=str), flush=True)
+        else:
+            res = quality(name)
+            print(json.dumps(res, indent=1, default=str), flush=True)
         report["results"].append(res)
-        print(json.dumps(res, indent=1, default=str), flush=True)
     save_json("hybrid-timing.json" if args.timing else f"hybrid-{'-'.join(args.datasets)}.json", report)
 
 

@@ -4,8 +4,9 @@ Input: a `tamis.collection.SearchRequest` in ``mode="hybrid"`` (query vectors an
 Output: per query, the documents whose calibrated relevance r = sigmoid(a(q)·c + w(q)·ln(1 + s) + b(q))
 reaches τ, best first, each with ``score`` (cosine), ``sparse_score`` (BM25) and ``relevance`` (r). How:
 
-1. a *feature window*: each query's top ``window`` cosines and top ``window`` BM25 scores (unfiltered,
-   as in training);
+1. a *feature window*: each query's top ``window`` BM25 scores and its top-K cosines (unfiltered, as
+   in training): the top ``window`` of them are features, the K-th is the cosine a document outside
+   the dense prefetch takes;
 2. the adapter turns them into the per-query constants (a, w, b) of a `tamis.stores.RelevanceFormula`;
 3. the real query is one engine formula query over the two prefetches (top-K by cosine, top-K by BM25,
    K as in training), with ``score_threshold = τ``: the store returns exactly the documents with
@@ -55,13 +56,15 @@ class HybridRelevanceFilter:
         """The stage of a collection's stored hybrid adapter; refuses another model's adapter."""
         return cls(HybridAdapter.from_dict(settings["adapter"], fingerprint=fingerprint))
 
-    def windows(self, request: SearchRequest, search: SearchFn) -> tuple[np.ndarray, np.ndarray]:
-        """Each query's top-``window`` cosines and BM25 scores (NaN padded), unfiltered as in training."""
-        w = self.adapter.config.window
+    def windows(self, request: SearchRequest, search: SearchFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each query's top-``window`` cosines and BM25 scores (NaN padded), and its K-th cosine, unfiltered as
+        in training."""
+        w, k = self.adapter.config.window, self.adapter.config.candidates
         plain = request.replace(k=w, filter=None, score_thresholds=None, formulas=None)
-        dense = search(plain.replace(mode="dense"))
+        dense = search(plain.replace(mode="dense", k=max(k, w)))
         sparse = search(plain.replace(mode="sparse"))
-        return _padded(dense, w, "score"), _padded(sparse, w, "sparse_score")
+        floor = np.array([hits[-1].score if hits else np.nan for hits in dense], dtype=np.float64)
+        return _padded(dense, w, "score"), _padded(sparse, w, "sparse_score"), floor
 
     def __call__(self, request: SearchRequest, search: SearchFn) -> list[list[Hit]]:
         if request.mode != "hybrid" or request.fusion is not None:

@@ -3,8 +3,9 @@
     r(q, d) = sigmoid(a(q) · c + w(q) · ln(1 + s) + b(q)),   a(q) > 0, w(q) >= 0
 
 ``c`` is the cosine, ``s`` the BM25 score (IDF by the engine); a document outside one side's top-K
-prefetch takes that side's default (``dense_default``: the mean K-th cosine of the training
-queries; BM25: 0), exactly as the engine's formula query does. ``a``, ``w``, ``b`` are the outputs
+prefetch takes that side's default, exactly as the engine's formula query does: for the cosine the
+query's own K-th cosine (an upper bound of every cosine outside its dense top-K; the mean over the
+training queries, ``dense_default``, when unknown), for BM25 0. ``a``, ``w``, ``b`` are the outputs
 of a small MLP (softplus on ``a`` and ``w``) over features of BOTH score lists: the score-list
 features of the query's top-``window`` cosines and of its top-``window`` ln(1 + BM25) scores.
 
@@ -82,26 +83,37 @@ class HybridAdapter:
         out = np.tanh(x @ w["w1"].T + w["b1"]) @ w["w2"].T + w["b2"]
         return softplus(out[:, 0]), softplus(out[:, 1]), out[:, 2]
 
-    def formulas(self, dense_window: np.ndarray, sparse_window: np.ndarray) -> list[Any]:
+    def floors(self, dense_floor: np.ndarray | None, n: int) -> np.ndarray:
+        """Each query's cosine default: its K-th cosine (``dense_floor``), or `dense_default` where unknown."""
+        if dense_floor is None:
+            return np.full(n, self.dense_default)
+        f = np.asarray(dense_floor, dtype=np.float64)
+        return np.where(np.isnan(f), self.dense_default, f)
+
+    def formulas(self, dense_window: np.ndarray, sparse_window: np.ndarray, dense_floor: np.ndarray | None = None) -> list[Any]:
         """One `tamis.stores.RelevanceFormula` per query: what the engine computes."""
         from tamis.stores import RelevanceFormula
 
         a, w, b = self.params(dense_window, sparse_window)
+        floors = self.floors(dense_floor, len(a))
         return [
-            RelevanceFormula(a=float(ai), w=float(wi), b=float(bi), dense_default=self.dense_default, sparse_default=0.0)
-            for ai, wi, bi in zip(a, w, b, strict=True)
+            RelevanceFormula(a=float(ai), w=float(wi), b=float(bi), dense_default=float(fi), sparse_default=0.0)
+            for ai, wi, bi, fi in zip(a, w, b, floors, strict=True)
         ]
 
-    def relevance(self, dense: np.ndarray, sparse: np.ndarray, dense_window: np.ndarray, sparse_window: np.ndarray) -> np.ndarray:
+    def relevance(
+        self, dense: np.ndarray, sparse: np.ndarray, dense_window: np.ndarray, sparse_window: np.ndarray,
+        dense_floor: np.ndarray | None = None,
+    ) -> np.ndarray:
         """r for (n, M) cosines and BM25 scores (NaN: outside that side's prefetch, the default applies)."""
         a, w, b = self.params(dense_window, sparse_window)
-        c = np.where(np.isnan(dense), self.dense_default, dense)
+        c = np.where(np.isnan(dense), self.floors(dense_floor, len(a))[:, None], dense)
         s = np.log1p(np.maximum(np.nan_to_num(np.asarray(sparse, np.float64), nan=0.0), 0.0))
         return sigmoid(a[:, None] * c + w[:, None] * s + b[:, None])
 
     def predict(self, data: HybridCalibrationData) -> np.ndarray:
         """`relevance` of every candidate of ``data`` (NaN for padding)."""
-        r = self.relevance(data.dense, data.sparse, data.dense_window, data.sparse_window)
+        r = self.relevance(data.dense, data.sparse, data.dense_window, data.sparse_window, data.dense_floor)
         return np.where(data.mask, r, np.nan)
 
     def tau(self, threshold: float | None = None) -> float:

@@ -50,7 +50,8 @@ def train_hybrid(
 
     def tensors(data: HybridCalibrationData) -> tuple[Any, ...]:
         x = (hybrid_features(data.dense_window, data.sparse_window) - mu) / sd
-        c = np.where(np.isnan(data.dense), dense_default, data.dense)
+        floor = np.where(np.isnan(data.dense_floor), dense_default, data.dense_floor)
+        c = np.where(np.isnan(data.dense), floor[:, None], data.dense)
         s = np.log1p(np.maximum(np.nan_to_num(data.sparse, nan=0.0), 0.0))
         return tuple(torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
                      for v in (x, c, s, data.labels, data.mask.astype(np.float64)))

@@ -87,7 +87,7 @@ def test_retriever_modes_per_call_and_their_names(indexed_hybrid: str, indexed: 
     assert sparse and all("python" in d.page_content for d in sparse)
     assert all(d.metadata["sparse_score"] > 0 for d in sparse)
     hybrid = asyncio.run(retriever.ainvoke("python programming"))  # the hybrid collection's default mode
-    assert [d.id for d in hybrid][:1] == [sparse[0].id] and hybrid[0].metadata["sparse_score"] is not None
+    assert "python" in hybrid[0].page_content and hybrid[0].metadata["sparse_score"] is not None
     assert [m.value for m in RetrievalMode] == ["dense", "sparse", "hybrid"]
     with pytest.raises(tamis.ConfigError, match="retrieval mode"):
         retriever.invoke("python", mode="lexical")

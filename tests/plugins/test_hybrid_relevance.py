@@ -44,7 +44,7 @@ def calibrated(request, tmp_path_factory):
     col = open_collection("h", create=True, hybrid=True, model="fake:32", **where)
     col.index(docs)
     train = {q: queries[q] for q in list(queries)[:90]}
-    adapter = calibrate_hybrid(col, train, qrels, target_recall=0.8, candidates=30, window=5, epochs=30)
+    adapter = calibrate_hybrid(col, train, qrels, target_recall=0.8, candidates=30, window=5, epochs=10)
     test = {q: queries[q] for q in list(queries)[90:]}
     yield col, adapter, test, qrels
     col.close()
@@ -66,7 +66,8 @@ def client_side(col, adapter: HybridAdapter, texts: list[str]) -> list[dict[str,
         dw[0, : min(w, len(d))] = [h.score for h in d[:w]]
         sw[0, : min(w, len(s))] = [h.sparse_score for h in s[:w]]
         r = adapter.relevance(
-            np.array([[dmap.get(i, np.nan) for i in ids]]), np.array([[smap.get(i, np.nan) for i in ids]]), dw, sw
+            np.array([[dmap.get(i, np.nan) for i in ids]]), np.array([[smap.get(i, np.nan) for i in ids]]), dw, sw,
+            np.array([d[-1].score]),
         )[0]
         out.append(dict(zip(ids, r.tolist(), strict=True)))
     return out

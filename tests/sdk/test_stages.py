@@ -250,6 +250,7 @@ def test_the_stages_see_one_validated_request(col: Any) -> None:
     (req,) = seen
     assert replace(req, vectors=None) == SearchRequest(
         vectors=None, k=3, filter={"metadata.lang": "x"}, score_thresholds=[0.25], hnsw_ef=64, options={"note": "hi"},
+        texts=["w1"],
     )
     assert req.vectors.dtype == np.float32 and req.vectors.shape == (1, 24)
 
