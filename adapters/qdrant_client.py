@@ -33,12 +33,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from tamis._errors import (
-    CollectionExistsError,
-    CollectionNotFoundError,
-    ConfigError,
-    StoreError,
-)
+from tamis._errors import CollectionExistsError, CollectionNotFoundError, ConfigError, StoreError
 from tamis.adapters._qdrant_connect import (
     alias_operations,
     connect,

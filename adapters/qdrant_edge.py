@@ -5,36 +5,34 @@ A data directory holds one folder per collection (its Edge shard and a ``tamis.j
 
 Engine behaviour this module relies on (checked against qdrant-edge-py 0.9):
 
-* **Crash safety.** Every ``EdgeShard.update`` is appended to the shard's write-ahead log before
-  it returns. A process killed with SIGKILL right after ``update()`` (no ``flush()``) loses
-  nothing: ``EdgeShard.load`` replays the WAL, every acknowledged update is there, and an update
-  that was in flight is either entirely there or entirely absent (one `upsert` = one update
-  operation, so a batch is all-or-nothing). Whether the WAL is fsynced on every update was not
-  checked: call ``flush()`` to be safe against an OS crash or power loss, not just a process crash.
-* **Indexing.** Points land in a plain (brute-force, exact) appendable segment; nothing is
-  indexed in the background. ``EdgeShard.optimize()`` builds HNSW for every segment larger than
-  the optimizer's ``indexing_threshold`` (in KB of vectors; engine default 10 000 KB, i.e. about
-  6 500 vectors of 384 float32). So a collection of 40k x 384 gets an HNSW index after
-  `EdgeStore.optimize` (about 20 s on 2 cores), while a small one stays plain and is searched
-  exactly — correct, and fast at that size. ``indexing_threshold_kb`` lowers the threshold.
-* **Locking.** A shard's WAL is locked by the process that opened it: opening the same
-  collection from a second process fails, reported here as `StoreError`. Within one process the
-  `EdgeStore` objects on one path share their opened shards (`tamis.adapters._edge_shards`), so
-  two ``open_collection(..., path=P)`` work together. Reads and writes on one open shard may come
-  from several threads; the writes of a shard (update / flush / optimize) are serialised with one lock.
-* **Errors.** The engine raises bare ``Exception``; they are re-raised as `StoreError` with the
-  collection and path.
-* **Booleans in filters.** ``qdrant_edge.MatchValue(True)`` is converted to the integer 1 and
-  matches no boolean payload; ``MatchValue(numpy.bool_(True))`` works, and mapping filters are
-  converted that way. A native ``qdrant_edge.Filter`` built with a Python bool has the bug.
-* **Ids and vectors.** The engine returns point ids as ``uuid.UUID`` objects (normalised to
-  ``str`` here) and stores cosine vectors normalised, so ``with_vectors`` returns unit vectors.
-  For ``euclid`` the score is the distance (smaller is closer) and ``score_threshold`` is then an
-  upper bound on it, as in Qdrant.
-* **Thresholds are strict.** The engine keeps ``score > score_threshold`` (``distance <`` for
-  euclid): a point scoring exactly the threshold is dropped. This differs from the protocol's
-  ``>=`` only at exact float32 equality; the qdrant-client local mode behaves the same.
-"""
+* **Crash safety.** Every ``EdgeShard.update`` is appended to the shard's write-ahead log before it returns.
+  A process killed with SIGKILL right after ``update()`` (no ``flush()``) loses nothing: ``EdgeShard.load``
+  replays the WAL, every acknowledged update is there, and an update that was in flight is either entirely
+  there or entirely absent (one `upsert` = one update operation, so a batch is all-or-nothing). Whether the
+  WAL is fsynced on every update was not checked: call ``flush()`` to be safe against an OS crash or power
+  loss, not just a process crash.
+* **Indexing.** Points land in a plain (brute-force, exact) appendable segment; nothing is indexed in the
+  background. ``EdgeShard.optimize()`` builds HNSW for every segment larger than the optimizer's
+  ``indexing_threshold`` (in KB of vectors; engine default 10 000 KB, i.e. about 6 500 vectors of 384
+  float32). So a collection of 40k x 384 gets an HNSW index after `EdgeStore.optimize` (about 20 s on 2
+  cores), while a small one stays plain and is searched exactly — correct, and fast at that size.
+  ``indexing_threshold_kb`` lowers the threshold.
+* **Locking.** A shard's WAL is locked by the process that opened it: opening the same collection from a
+  second process fails, reported here as `StoreError`. Within one process the `EdgeStore` objects on one
+  path share their opened shards (`tamis.adapters._edge_shards`), so two ``open_collection(..., path=P)``
+  work together. Reads and writes on one open shard may come from several threads; the writes of a shard
+  (update / flush / optimize) are serialised with one lock.
+* **Errors.** The engine raises bare ``Exception``; they are re-raised as `StoreError` with the collection
+  and path.
+* **Booleans in filters.** ``qdrant_edge.MatchValue(True)`` is converted to the integer 1 and matches no
+  boolean payload; ``MatchValue(numpy.bool_(True))`` works, and mapping filters are converted that way. A
+  native ``qdrant_edge.Filter`` built with a Python bool has the bug.
+* **Ids and vectors.** The engine returns point ids as ``uuid.UUID`` objects (normalised to ``str`` here)
+  and stores cosine vectors normalised, so ``with_vectors`` returns unit vectors. For ``euclid`` the score
+  is the distance (smaller is closer) and ``score_threshold`` is then an upper bound on it, as in Qdrant.
+* **Thresholds are strict.** The engine keeps ``score > score_threshold`` (``distance <`` for euclid): a
+  point scoring exactly the threshold is dropped. This differs from the protocol's ``>=`` only at exact
+  float32 equality; the qdrant-client local mode behaves the same."""
 
 from __future__ import annotations
 
@@ -257,8 +255,7 @@ class EdgeStore(EdgeHybrid, BaseStore):
         physical, opened = self._get(name)
         info = self._engine("read info of", physical, opened.shard.info)
         return {
-            "points": int(info.points_count),
-            "segments": int(info.segments_count),
+            "points": int(info.points_count), "segments": int(info.segments_count),
             "indexed_vectors": int(info.indexed_vectors_count),
             "payload_schema": {k: str(v.data_type).rpartition(".")[2].lower() for k, v in info.payload_schema.items()},
         }
@@ -283,10 +280,8 @@ class EdgeStore(EdgeHybrid, BaseStore):
         physical, opened = self._get(name)
         return physical, opened.dim
 
-    def _upsert(
-        self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
-        sparse: list[Any] | None = None,
-    ) -> None:
+    def _upsert(self, target: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]],
+                sparse: list[Any] | None = None) -> None:
         """ONE engine update: after a crash all of the points are there, or none."""
         self._files.require_free_to_write(target, vectors.nbytes + len(json.dumps(payloads)))
         edge_points = hybrid_points(ids, vectors, payloads, sparse)  # sparse vectors: hybrid collections only

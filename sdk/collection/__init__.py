@@ -19,7 +19,7 @@ __getattr__, __dir__, __all__ = attach(
         "copy_collection": "._transfer",
         "list_collections": "._versions",
         "migrate_payloads": "._configure",
-        "open_collection": "._collection",
+        "open_collection": "._open",
         "open_store": "._open",
         "point_id": "._write",
     },

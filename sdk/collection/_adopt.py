@@ -72,7 +72,7 @@ def adopt_collection(
         >>> col = adopt_collection("lc_docs", url="http://localhost:6333", text_key="page_content")  # doctest: +SKIP
         >>> col.calibrate(queries, qrels)                                                            # doctest: +SKIP
     """
-    from tamis.collection._collection import open_collection
+    from tamis.collection._open import open_collection
 
     st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location, options=store_options)
     try:

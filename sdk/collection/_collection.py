@@ -15,158 +15,25 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tamis._errors import CollectionNotFoundError, ConfigError, ModelError, ModelMismatchError, TamisError
+from tamis._errors import ConfigError, ModelError, ModelMismatchError, TamisError
 from tamis.collection import _versions
 from tamis.collection._configure import (
     MigrationReport,
     carried,
-    check_requested,
     migrate_payloads,
     needs_migration,
 )
 from tamis.collection._ingest import Indexing, IndexReport, stored_documents
 from tamis.collection._manifest import for_display, upgraded
-from tamis.collection._open import open_store
 from tamis.collection._pipeline import Pipeline
 from tamis.collection._search import Searching, store_filter
 from tamis.data import Document
 from tamis.encoders import Encoder, load_encoder
 from tamis.stores import PAYLOAD_FORMAT, CollectionSettings, VectorStore
 
-__all__ = ["Collection", "open_collection"]
+__all__ = ["Collection"]
 
 logger = logging.getLogger("tamis")
-
-
-def open_collection(
-    name: str,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    url: str | None = None,
-    api_key: str | None = None,
-    location: str | None = None,
-    store: VectorStore | str | None = None,
-    model: str | os.PathLike[str] | None = None,
-    encoder: Encoder | None = None,
-    encoder_url: str | None = None,
-    encoder_api_key: str | None = None,
-    encoder_options: Mapping[str, Any] | None = None,
-    backend: str = "auto",
-    device: str = "auto",
-    create: bool = False,
-    server: str | None = None,
-    hybrid: bool = False,
-    settings: CollectionSettings | Mapping[str, Any] | None = None,
-    store_options: Mapping[str, Any] | None = None,
-) -> Collection:
-    """Open (or, with ``create=True``, prepare) the collection ``name``.
-
-    Args:
-        name: the collection's name (or an alias of it).
-        path, url, api_key, location, store: where the collection lives (see `open_store`):
-            the embedded Edge store in ``path`` by default, a Qdrant server or cloud with ``url=``.
-        model: model name or folder; default: the collection's own model, or all-MiniLM-L6-v2 for a new one.
-        encoder: an encoder object instead of ``model``.
-        encoder_url, encoder_api_key: embed with an inference server instead (TEI, OpenAI-compatible,
-            ``tamis serve``; see `tamis.adapters.remote.RemoteEncoder`).
-        encoder_options: more options of the remote encoder (``timeout``, ``deadline``, ``max_retries`` ...).
-        backend, device: how to run the model (see `tamis.load_encoder`).
-        create: make the collection on the first `Collection.index` if it does not exist: the
-            Qdrant collection ``<name>__v1`` behind the alias ``name`` (see `Collection.reindex`).
-        server: the URL of a ``tamis serve -c NAME`` that serves the collection: returns a
-            `tamis.collection.RemoteCollection` (the same search API, over HTTP), the way for several
-            processes to share one embedded collection; ``api_key`` is then the server's key.
-        hybrid: a new collection stores each chunk's BM25 sparse vector too, for ``mode="sparse"`` and
-            ``"hybrid"`` searches (an existing dense one is upgraded by ``reindex(hybrid=True)``).
-        settings: `tamis.stores.CollectionSettings` (or a mapping of them) for the collection the first
-            `index` creates: quantization, payload indexes, on_disk, shards...; stored in the manifest
-            and carried across `Collection.reindex`.
-        store_options: passed to the store (`open_store`), e.g. ``{"prefer_grpc": True, "timeout": 30,
-            "retries": 8, "verify": "ca.pem"}`` for a server.
-
-    Raises:
-        CollectionNotFoundError: no such collection and ``create`` is false.
-        ModelMismatchError: ``model``/``encoder`` is not the model the collection was indexed with.
-
-    Example:
-        >>> col = open_collection("docs", create=True)         # doctest: +SKIP
-        >>> col.index(load_beir("scifact"))                    # doctest: +SKIP
-        >>> col.search("do statins reduce mortality?", k=3)     # doctest: +SKIP
-    """
-    if server is not None:
-        from tamis.collection._remote import RemoteCollection
-
-        given = [n for n, v in dict(path=path, url=url, location=location, store=store, model=model, encoder=encoder,
-                                    encoder_url=encoder_url, encoder_api_key=encoder_api_key).items() if v is not None]
-        if given or create:
-            raise ConfigError(f"server= opens a collection served by tamis serve; {', '.join(given) or 'create'} "
-                              "belong(s) to the serving process")
-        return RemoteCollection(name, server, api_key=api_key)  # type: ignore[return-value]
-    if sum(x is not None for x in (model, encoder, encoder_url)) > 1:
-        raise ConfigError("pass model= or encoder= or encoder_url=, not several")
-    if encoder_api_key is not None and encoder_url is None:
-        raise ConfigError("encoder_api_key= goes with encoder_url=")
-    if encoder_options is not None and encoder_url is None:
-        raise ConfigError("encoder_options= goes with encoder_url=")
-    if encoder_url is not None:
-        encoder = load_encoder(encoder_url, api_key=encoder_api_key, **dict(encoder_options or {}))
-    check_collection_name(name)
-    requested = None if settings is None else CollectionSettings.of(settings)
-    st, owned = open_store(store, path=path, url=url, api_key=api_key, location=location, options=store_options)
-    try:
-        physical, manifest = _versions.resolve(st, name)
-        if physical is None and not create:
-            names = [n for n, _ in _versions.list_collections(st)]
-            raise CollectionNotFoundError(
-                f"no collection {name!r} in the {st.kind} store (collections: {', '.join(names) or 'none'}); "
-                "index one first with `tamis index DATA --collection NAME`, or pass create=True"
-            )
-        col = Collection(
-            name, st, physical=physical or _versions.version_name(name, 1),
-            manifest=dict(manifest) if manifest else None, owns_store=owned,
-            model=model, encoder=encoder, backend=backend, device=device,
-        )
-        # a new collection is version 1 behind the alias `name` from the start, so that every
-        # re-index is a pure alias switch; `index` creates both
-        col._link_alias = physical is None
-        col._hybrid_new = bool(hybrid)
-        if hybrid and manifest is not None and not manifest.get("sparse"):
-            raise ConfigError(
-                f"collection {name!r} exists and is dense-only; upgrade it with Collection.reindex(hybrid=True) "
-                f"(`tamis reindex {name} --hybrid`)"
-            )
-        if manifest is not None:
-            check_requested(name, manifest, requested)
-        col._settings = requested
-        if manifest is not None and (model is not None or encoder is not None):
-            col._check_encoder(col.encoder)
-        return col
-    except BaseException:
-        if owned:
-            st.close()
-        raise
-
-
-#: the longest collection name: the store's limit (255) less what tamis adds (``__v<N>``, temporary folders)
-MAX_NAME_LENGTH = 200
-
-
-def check_collection_name(name: Any) -> None:
-    """`ConfigError` for a name tamis cannot keep: empty, too long, or one of its own version names."""
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"collection name must be a non-empty string, got {name!r}")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ConfigError(
-            f"collection name of {len(name)} characters ({name[:20]}...): at most {MAX_NAME_LENGTH}, since tamis "
-            "stores version <name>__v<N> of it and a store name has at most 255; pick a shorter name"
-        )
-    version = _versions.parse_version(name)
-    if version is not None:
-        raise ConfigError(
-            f"collection name {name!r} looks like version {version[1]} of collection {version[0]!r} (tamis names "
-            f"the versions of a collection <name>{_versions.VERSION_SEP}<N>); open {version[0]!r}, or pick a name "
-            f"without {_versions.VERSION_SEP}<digits> at its end"
-        )
 
 
 class Collection(Indexing, Searching):
