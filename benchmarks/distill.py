@@ -40,6 +40,8 @@ from get_mpnet import assemble  # noqa: E402
 
 RUNS = OUT / "distill"
 CACHE = OUT / "distill-cache"
+#: run names this process may compute (None: all); the others come from RUNS or are skipped
+ONLY_RUNS: set[str] | None = None
 
 
 def wordnet_subset(n_docs: int = 3000, test: int = 300, dev: int = 100, train: int = 1200, seed: int = 16) -> Path:
@@ -111,6 +113,8 @@ def run_once(name: str, fresh: bool, fn: Any) -> dict[str, Any]:
     f = RUNS / f"{name}.json"
     if f.is_file() and not fresh:
         return json.loads(f.read_text())
+    if ONLY_RUNS is not None and name not in ONLY_RUNS:
+        return {"skipped": True}
     print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
     with Timer() as t:
         res = fn()
@@ -169,7 +173,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["all", "wordnet", "faq"], default="all")
     ap.add_argument("--fresh", action="store_true", help="redo runs already recorded")
+    ap.add_argument("--runs", help="comma-separated run names to compute here (e.g. wn-contrastive), the rest "
+                    "read from benchmarks/out/distill/ or skipped: to spread the runs over processes")
     args = ap.parse_args()
+    global ONLY_RUNS
+    ONLY_RUNS = set(args.runs.split(",")) if args.runs else None
     from tamis import default_model_path
     from tamis.training import BiEncoderTeacher
 
@@ -201,8 +209,9 @@ def main() -> None:
                                                   candidates=args.candidates, teacher_check_queries=100, **lab)
         qs = [json.loads(line)["text"] for line in open(wn / "queries.jsonl", encoding="utf-8")]
         qs = random.Random(0).sample(qs, args.speed_queries)
+        student = r["free-queries"].get("model") or r["free-body"].get("model")
         r["speed"] = run_once("wn-speed", args.fresh, lambda: query_speed(
-            {"base": base, "student": r["free-queries"]["model"], "mpnet": mpnet}, qs, args.rounds, None))
+            {"base": base, "student": student, "mpnet": mpnet}, qs, args.rounds, None))
         results["wordnet"] = r
     if args.only in ("all", "faq"):
         faq = dataset("python-faq")
