@@ -40,6 +40,8 @@ from get_mpnet import assemble  # noqa: E402
 
 RUNS = OUT / "distill"
 CACHE = OUT / "distill-cache"
+#: run names this process may compute (None: all); the others come from RUNS or are skipped
+ONLY_RUNS: set[str] | None = None
 
 
 def wordnet_subset(n_docs: int = 3000, test: int = 300, dev: int = 100, train: int = 1200, seed: int = 16) -> Path:
@@ -111,6 +113,8 @@ def run_once(name: str, fresh: bool, fn: Any) -> dict[str, Any]:
     f = RUNS / f"{name}.json"
     if f.is_file() and not fresh:
         return json.loads(f.read_text())
+    if ONLY_RUNS is not None and name not in ONLY_RUNS:
+        return {"skipped": True}
     print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
     with Timer() as t:
         res = fn()
@@ -167,9 +171,16 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=8)
     ap.add_argument("--speed-queries", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dev-queries", type=int, default=100, help="dev queries of each run's card (and its teacher check)")
+    ap.add_argument("--dev-documents", type=int, default=3000)
     ap.add_argument("--only", choices=["all", "wordnet", "faq"], default="all")
+    ap.add_argument("--faq-epochs", type=float, default=3.0)
     ap.add_argument("--fresh", action="store_true", help="redo runs already recorded")
+    ap.add_argument("--runs", help="comma-separated run names to compute here (e.g. wn-contrastive), the rest "
+                    "read from benchmarks/out/distill/ or skipped: to spread the runs over processes")
     args = ap.parse_args()
+    global ONLY_RUNS
+    ONLY_RUNS = set(args.runs.split(",")) if args.runs else None
     from tamis import default_model_path
     from tamis.training import BiEncoderTeacher
 
@@ -180,8 +191,8 @@ def main() -> None:
         t = BiEncoderTeacher(mpnet, cache_dir=CACHE, device="cpu", batch_size=64, max_seq_length=max_len)
         return {"test": teacher_test_metrics(t, data)}
 
-    common = dict(teacher=teacher, candidates=args.candidates, mining_depth=30, teacher_check_queries=100,
-                  dev_queries=100, dev_documents=3000, seed=12, encode_batch_size=64)
+    common = dict(teacher=teacher, candidates=args.candidates, mining_depth=30, teacher_check_queries=args.dev_queries,
+                  dev_queries=args.dev_queries, dev_documents=args.dev_documents, seed=12, encode_batch_size=64)
     t0 = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "load_at_start": os.getloadavg(), "args": vars(args)}
     if args.only in ("all", "wordnet"):
@@ -192,27 +203,34 @@ def main() -> None:
         lf = dict(common, method="distill", labels=False, max_train_queries=args.train_queries, epochs=1, batch_size=32)
         r["free-body"] = train_and_test("wn-free-body", wn, None, args.fresh, pseudo_queries="body", **lf)
         r["free-queries"] = train_and_test("wn-free-queries", wn, None, args.fresh, pseudo_queries="queries", **lf)
-        lab = dict(max_train_queries=args.train_queries, epochs=1, batch_size=32, dev_queries=100, dev_documents=3000,
-                   seed=12, mining_depth=30, encode_batch_size=64)
+        lab = dict(max_train_queries=args.train_queries, epochs=1, batch_size=32, dev_queries=args.dev_queries,
+                   dev_documents=args.dev_documents, seed=12, mining_depth=30, encode_batch_size=64)
         r["contrastive"] = train_and_test("wn-contrastive", wn, None, args.fresh, method="contrastive",
                                           num_negatives=args.candidates - 1, **lab)
         r["contrastive+distill"] = train_and_test("wn-contrastive-distill", wn, None, args.fresh,
                                                   method="contrastive+distill", teacher=teacher,
-                                                  candidates=args.candidates, teacher_check_queries=100, **lab)
+                                                  candidates=args.candidates, teacher_check_queries=args.dev_queries,
+                                                  **lab)
         qs = [json.loads(line)["text"] for line in open(wn / "queries.jsonl", encoding="utf-8")]
         qs = random.Random(0).sample(qs, args.speed_queries)
+        student = r["free-queries"].get("model") or r["free-body"].get("model")
         r["speed"] = run_once("wn-speed", args.fresh, lambda: query_speed(
-            {"base": base, "student": r["free-queries"]["model"], "mpnet": mpnet}, qs, args.rounds, None))
+            {"base": base, "student": student, "mpnet": mpnet}, qs, args.rounds, None))
         results["wordnet"] = r
     if args.only in ("all", "faq"):
         faq = dataset("python-faq")
         r = {"data": str(faq), "max_seq_length": 128}
         r["base"] = run_once("faq-base", args.fresh, lambda: {"test": test_metrics(base, faq, 128)})
         r["mpnet"] = run_once("faq-mpnet", args.fresh, lambda: mpnet_test(faq, 128))
-        lf = dict(common, method="distill", labels=False, max_train_queries=args.train_queries, epochs=3, batch_size=16,
+        lf = dict(common, method="distill", labels=False, max_train_queries=args.train_queries, epochs=args.faq_epochs, batch_size=16,
                   pseudo_dev_queries=30)
         r["free-first-sentence"] = train_and_test("faq-free-first-sentence", faq, 128, args.fresh,
                                                   pseudo_queries="first-sentence", **lf)
+        if "model" in r["free-first-sentence"]:
+            qs = [json.loads(line)["text"] for line in open(faq / "queries.jsonl", encoding="utf-8")]
+            qs = random.Random(0).sample(qs, min(args.speed_queries, len(qs)))
+            r["speed"] = run_once("faq-speed", args.fresh, lambda: query_speed(
+                {"base": base, "student": r["free-first-sentence"]["model"], "mpnet": mpnet}, qs, args.rounds, 128))
         results["faq"] = r
     results["seconds"] = time.perf_counter() - t0
     results["load_at_end"] = os.getloadavg()

@@ -156,8 +156,10 @@ def _card(meta: dict[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"- BEIR folder `{meta['data']['path']}`, split `{meta['data']['split']}`: {meta['data']['queries']:,} judged queries, "
-        f"{res['examples']:,} training examples (data fingerprint `{meta['data']['fingerprint']}`).",
+        f"- BEIR folder `{meta['data']['path']}`, split `{meta['data']['split']}`: "
+        + (f"{meta['data']['train_queries']:,} pseudo-queries ({meta['data']['pseudo_queries']}, no labels), "
+           if "pseudo_queries" in meta["data"] else f"{meta['data']['queries']:,} judged queries, ")
+        + f"{res['examples']:,} training examples (data fingerprint `{meta['data']['fingerprint']}`).",
     ]
     dev = meta["data"].get("dev")
     if dev:

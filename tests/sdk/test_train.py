@@ -398,7 +398,10 @@ def _refuse(name: str):  # type: ignore[no-untyped-def]
     return refuse
 
 
-@pytest.mark.parametrize("kind", ["bi-encoder", pytest.param("cross-encoder", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kind", [
+    "bi-encoder", "label-free", pytest.param("contrastive+distill", marks=pytest.mark.slow),
+    pytest.param("cross-encoder", marks=pytest.mark.slow),
+])
 def test_an_interrupted_run_resumes_from_its_checkpoint(
     kind: str, tmp_path: Path, tiny: Path, beir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -416,6 +419,12 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(
 
     if kind == "bi-encoder":
         train, opts = train_bi_encoder, dict(method="contrastive")
+    elif kind == "label-free":  # pseudo-queries labelled by a bi-encoder teacher
+        train, opts = train_bi_encoder, dict(method="distill", labels=False, teacher=f"bi-encoder:{tiny}",
+                                             candidates=4, mining_depth=8, cache_dir=str(tmp_path / "cache"))
+    elif kind == "contrastive+distill":
+        train, opts = train_bi_encoder, dict(method="contrastive+distill", teacher=str(tiny), candidates=4,
+                                             mining_depth=8, cache_dir=str(tmp_path / "cache"))
     else:
         train, opts = train_reranker, dict(miner=str(tiny), num_negatives=3, mining_depth=8)
     opts |= dict(base=str(tiny), max_steps=4, checkpoint_steps=1, **FAST)

@@ -96,7 +96,8 @@ def test_label_free_on_a_corpus_alone_through_the_cli(tmp_path: Path, corpus: Pa
     meta = json.loads((out / "tamis_model.json").read_text())
     assert meta["settings"]["labels"] is False and meta["data"]["pseudo_queries"] == "first-sentence"
     assert meta["data"]["split"] == "pseudo" and meta["data"]["dev"]["split"] == "pseudo-dev"
-    assert "held-out pseudo-queries" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "held-out pseudo-queries" in card and "pseudo-queries (first-sentence, no labels)" in card
     SentenceTransformer(str(out), device="cpu").encode(["fruit"])
 
 
