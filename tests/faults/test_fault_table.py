@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FAKE, cli, docs_rows, state, write_jsonl
+from faultkit import FAKE, cli, docs_rows, state, write_jsonl
 
 import tamis
 
