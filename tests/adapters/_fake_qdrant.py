@@ -245,6 +245,11 @@ def serve() -> Iterator[FakeQdrant]:
     try:
         yield fake
     finally:
+        # qdrant-client checks the server's version in a thread of its own: let it finish while the server
+        # is up, or its failure lands as an unhandled-thread warning in whichever test runs next
+        for t in threading.enumerate():
+            if "check_compatibility" in t.name:
+                t.join(10)
         server.shutdown()
         server.server_close()
         fake.local.close()
