@@ -18,6 +18,7 @@ from tamis._errors import CalibrationError
 from tamis.calibration._features import softplus_inv
 from tamis.calibration._hybrid_config import HybridConfig, hybrid_features
 from tamis.calibration._hybrid_data import HybridCalibrationData
+from tamis.calibration._train import early_stopping_fit
 
 __all__ = ["train_hybrid"]
 
@@ -95,28 +96,10 @@ def train_hybrid(
         z = a * c + w * s + out[:, 2:3]
         return torch.nn.functional.binary_cross_entropy_with_logits(z, y, weight=mk, reduction="sum") / mk.sum().clamp(min=1.0)
 
-    with torch.no_grad():
-        best = float(loss_of(*dv))
-    best_state = {k: v.detach().clone() for k, v in p.items()}
-    best_epoch, bad, epoch = 0, 0, 0
-    n = len(train)
-    for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(n, generator=gen)
-        for at in range(0, n, cfg.batch_queries):
-            idx = order[at : at + cfg.batch_queries]
-            opt.zero_grad()
-            loss = loss_of(*(t[idx] for t in tr))
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            dev_loss = float(loss_of(*dv))
-        if dev_loss < best - 1e-7:
-            best, best_epoch, bad = dev_loss, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in p.items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
+    best_state, best, best_epoch, epoch, _ = early_stopping_fit(
+        p, opt, loss_of, tr, dv, n=len(train), epochs=cfg.epochs, batch_queries=cfg.batch_queries,
+        patience=cfg.patience, gen=gen,
+    )
     weights = {k: v.numpy().astype(np.float64) for k, v in best_state.items()}
     weights.update(mu=mu, sd=sd)
     sp = torch.nn.functional.softplus

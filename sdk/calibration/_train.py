@@ -122,19 +122,39 @@ def train_weights(
 
     tr = tensors(train, x_tr)
     dv = tensors(dev, x_dev)
+    best_state, best, best_epoch, epoch, train_loss = early_stopping_fit(
+        p, opt, loss_of, tr, dv, n=len(train), epochs=cfg.epochs, batch_queries=cfg.batch_queries,
+        patience=cfg.patience, gen=gen,
+    )
+    weights = {k: v.numpy().astype(np.float64) for k, v in best_state.items()}
+    weights.update(mu=mu, sd=sd)
+    report = TrainingReport(
+        epochs=epoch, best_epoch=best_epoch, train_loss=train_loss, dev_loss=best, platt=(a0, b0),
+        seconds=time.perf_counter() - t0, queries=len(train), pairs=int(train.mask.sum()),
+    )
+    logger.info("Cosine Adapter trained: %s", report.to_dict())
+    return weights, report
+
+
+def early_stopping_fit(
+    p: dict[str, Any], opt: Any, loss_of: Any, tr: tuple[Any, ...], dv: tuple[Any, ...], *, n: int, epochs: int,
+    batch_queries: int, patience: int, gen: Any,
+) -> tuple[dict[str, Any], float, int, int, float]:
+    """Mini-batches of queries (shuffled by ``gen``), early stopping on the dev loss; the Cosine Adapter's and the
+    hybrid adapter's training loop. Returns (best parameters, best dev loss, best epoch, epochs run, last train loss)."""
+    import torch
+
     best_state = {k: v.detach().clone() for k, v in p.items()}
     with torch.no_grad():
         best = float(loss_of(*dv))
     best_epoch, bad, epoch, train_loss = 0, 0, 0, float("nan")
-    n = len(train)
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         order = torch.randperm(n, generator=gen)
         total, seen = 0.0, 0
-        for start in range(0, n, cfg.batch_queries):
-            idx = order[start : start + cfg.batch_queries]
-            batch = tuple(t[idx] for t in tr)
+        for start in range(0, n, batch_queries):
+            idx = order[start : start + batch_queries]
             opt.zero_grad()
-            loss = loss_of(*batch)
+            loss = loss_of(*(t[idx] for t in tr))
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
@@ -147,13 +167,6 @@ def train_weights(
             best_state = {k: v.detach().clone() for k, v in p.items()}
         else:
             bad += 1
-            if bad >= cfg.patience:
+            if bad >= patience:
                 break
-    weights = {k: v.numpy().astype(np.float64) for k, v in best_state.items()}
-    weights.update(mu=mu, sd=sd)
-    report = TrainingReport(
-        epochs=epoch, best_epoch=best_epoch, train_loss=train_loss, dev_loss=best, platt=(a0, b0),
-        seconds=time.perf_counter() - t0, queries=len(train), pairs=int(train.mask.sum()),
-    )
-    logger.info("Cosine Adapter trained: %s", report.to_dict())
-    return weights, report
+    return best_state, best, best_epoch, epoch, train_loss
