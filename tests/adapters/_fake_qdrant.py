@@ -234,10 +234,14 @@ def _handler(fake: FakeQdrant) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many clients connect at once (the default listen backlog is 5)
+
+
 def serve() -> Iterator[FakeQdrant]:
     """Run a `FakeQdrant` on a free port of 127.0.0.1 for the duration of the generator."""
     fake = FakeQdrant()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = _Server(("127.0.0.1", 0), _handler(fake))
     server.daemon_threads = True
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

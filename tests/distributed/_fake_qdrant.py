@@ -19,6 +19,11 @@ import psutil
 from qdrant_client import QdrantClient, models
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the actors and the driver connect at once (the default listen backlog is 5)
+    daemon_threads = True
+
+
 class FakeQdrant:
     def __init__(self) -> None:
         self.local = QdrantClient(location=":memory:")
@@ -56,11 +61,15 @@ class FakeQdrant:
 
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        # qdrant-client checks the server's version in a thread of its own: let it finish while the server is up
+        for t in threading.enumerate():
+            if "check_compatibility" in t.name:
+                t.join(10)
         self.server.shutdown()
         self.server.server_close()
 
