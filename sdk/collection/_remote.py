@@ -170,8 +170,8 @@ class RemoteCollection:
         if opts.filter is not None and not isinstance(opts.filter, Mapping):
             raise ConfigError("a RemoteCollection takes a filter as a mapping ({'lang': 'en'}), not a native filter")
         body.update(k=k, with_text=True, filter=opts.filter, score_threshold=opts.score_threshold,
-                    hnsw_ef=opts.hnsw_ef, exact=opts.exact, mode=opts.mode, fusion=opts.fusion,
-                    rrf_k=None if opts.rrf_k == 60 else opts.rrf_k, **dict(opts.stage_options))
+                    hnsw_ef=opts.hnsw_ef, exact=opts.exact, mode=opts.mode, fusion=opts.fusion, rrf_k=opts.rrf_k,
+                    **dict(opts.stage_options))
         if score_thresholds is not None:
             body["score_thresholds"] = list(score_thresholds)
         reply = self._request("POST", "/search", {key: v for key, v in body.items() if v is not None})
