@@ -10,7 +10,7 @@ LOCK=${LOCK:-/work/bench.lock}
 PEERS=${PEERS:-bare,auto,onnx,onnx-int8,torch,fastembed}
 mkdir -p benchmarks/out
 if [ -z "$ISSUE15_LOCKED" ]; then
-  ISSUE15_LOCKED=1 exec flock -w 3000 "$LOCK" timeout 595 sh "$0" "$@"
+  ISSUE15_LOCKED=1 exec flock -w 3000 "$LOCK" timeout ${ISSUE15_TIMEOUT:-595} sh "$0" "$@"
 fi
 E="$PY benchmarks/encode_backends.py --rounds 2 --peers $PEERS"
 $E --length long ${1:+--sdpa-graph "$1"} > benchmarks/out/encode_backends-long.txt 2>&1 || echo "long failed"

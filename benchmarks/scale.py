@@ -184,10 +184,12 @@ def child_query(folder: Path, config: str, n_queries: int, filtered: bool) -> di
 def start_child(*args: str) -> subprocess.Popen[str]:
     """One child process; a query child under ``flock $BENCH_LOCK`` when set (latency is timed there; a
     build of 300k points takes longer than one may hold the shared lock, so builds run unlocked and
-    their throughput is recorded with the load average)."""
+    their throughput is recorded with the load average; ``BENCH_LOCK_BUILDS=1`` locks builds too)."""
     cmd = [sys.executable, __file__, "--child", *args]
-    if os.environ.get("BENCH_LOCK") and args[0] == "query":
+    if os.environ.get("BENCH_LOCK") and (args[0] == "query" or os.environ.get("BENCH_LOCK_BUILDS")):
         cmd = ["flock", os.environ["BENCH_LOCK"], *cmd]
+    if os.environ.get("BUILD_NICE") and args[0] == "build":  # builds yield to timed work on a shared machine
+        cmd = ["nice", "-n", os.environ["BUILD_NICE"], *cmd]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
 
@@ -211,6 +213,8 @@ def main() -> None:
     ap.add_argument("--filtered-config", default="float32", help="the configuration of the payload-index comparison")
     ap.add_argument("--work", type=Path, default=OUT / "scale-work")
     ap.add_argument("--out", default="scale.json", help="results file name under benchmarks/out/")
+    ap.add_argument("--serial", action="store_true",
+                    help="query each build before the next build starts (no build running while queries are timed)")
     ap.add_argument("--child", nargs="+")
     args = ap.parse_args()
     if args.child:
@@ -264,6 +268,8 @@ def main() -> None:
             modes.append(True)
         procs = [start_child("query", str(folder), config, str(len(queries)), "1" if f else "0") for f in modes[:1]]
         pending.append((n, config, indexed, folder, build, modes, procs))
+        while args.serial and pending:
+            harvest(pending.pop(0))
         while pending and all(p.poll() is not None for p in pending[0][6]):
             harvest(pending.pop(0))
     for entry in pending:
