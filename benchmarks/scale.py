@@ -11,6 +11,7 @@ recall@10 against exact search computed here). Configurations:
 * ``float32``: vectors in RAM, no quantization;
 * ``int8``: originals on disk (mmap), scalar int8 (quantile 0.99) in RAM, rescore with oversampling 2;
 * ``binary``: originals on disk, binary (1 bit) in RAM, rescore with oversampling 3.
+* ``float32-pd`` / ``int8-pd``: the first two with the payload on disk as well.
 
 ``--filtered N`` adds the payload-index effect: a filter on ``metadata.lang`` (10 values, 10%% of
 the points) with and without a keyword index on it, float32, at N points.
@@ -45,6 +46,13 @@ CONFIGS = {
     "float32": ({}, {}),
     "int8": (
         {"on_disk_vectors": True, "quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}},
+        {"rescore": True, "oversampling": 2.0},
+    ),
+    # the same two with the payload on disk (mmap) too, as a memory-bound production setup would run
+    "float32-pd": ({"on_disk_payload": True}, {}),
+    "int8-pd": (
+        {"on_disk_vectors": True, "on_disk_payload": True,
+         "quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}},
         {"rescore": True, "oversampling": 2.0},
     ),
     "binary": (
@@ -116,9 +124,10 @@ def _pid(j: int) -> str:
     return str(uuid.UUID(int=j + 1))
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmRSS") -> float:
+    """``VmRSS`` (all resident pages) or its parts ``RssAnon`` (heap) / ``RssFile`` (mapped files)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -174,11 +183,11 @@ def child_query(folder: Path, config: str, n_queries: int, filtered: bool) -> di
         hits = store.search("c", q, k=10, params=params, filter=flt, with_payload=False)
         lat.append(time.perf_counter() - t0)
         ids.append([uuid.UUID(h.id).int - 1 for h in hits])
-    rss = _rss_mb()
+    rss, anon, mapped = _rss_mb(), _rss_mb("RssAnon"), _rss_mb("RssFile")
     store.close()
     ms = np.array(lat) * 1000
     return {"load_s": load_s, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "rss_mb": rss, "rss_before_mb": rss0, "ids": ids}
+            "rss_mb": rss, "rss_anon_mb": anon, "rss_file_mb": mapped, "rss_before_mb": rss0, "ids": ids}
 
 
 def start_child(*args: str) -> subprocess.Popen[str]:
