@@ -73,13 +73,15 @@ def start_servers(args: argparse.Namespace) -> dict[str, tuple[subprocess.Popen[
     model = str(tamis.default_model_path())
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     servers: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
-    for backend in args.tamis_backends:
+    variants = [(b, False) for b in args.tamis_backends] + [("onnx", True)] * args.tamis_spinning
+    for backend, spinning in variants:
         port = free_port()
-        proc, url = _start(f"tamis_{backend}", [
+        name = f"{backend}, spinning" if spinning else backend
+        proc, url = _start(f"tamis_{name.replace(', ', '_')}", [
             sys.executable, "-m", "tamis.cli", "serve", "--port", str(port), "--backend", backend, "--device", "cpu",
-            "--model", model, "--max-batch-size", str(args.batch_size), "--encode-batch-size", str(args.batch_size)],
-            port, env)
-        servers[f"tamis ({backend})"] = (proc, url + "/v1", "all-MiniLM-L6-v2")
+            "--model", model, "--max-batch-size", str(args.batch_size), "--encode-batch-size", str(args.batch_size),
+            *(["--intra-op-spinning"] if spinning else [])], port, env)
+        servers[f"tamis ({name})"] = (proc, url + "/v1", "all-MiniLM-L6-v2")
     if not args.no_infinity:
         if not INFINITY.exists():
             raise SystemExit(f"{INFINITY} is missing: run `bash benchmarks/setup_infinity.sh` first")
@@ -149,12 +151,15 @@ def main() -> None:
     parser.add_argument("--infinity-engines", nargs="+", default=["torch", "optimum"],
                         help="optimum: ONNX Runtime on tamis' exported graph")
     parser.add_argument("--no-infinity", action="store_true")
+    parser.add_argument("--tamis-spinning", action="store_true",
+                        help="also tamis onnx with ONNX Runtime's intra-op spinning on (its default before issue 14)")
     args = parser.parse_args()
 
     path = dataset(args.dataset)
     docs = [json.loads(line) for line in (path / "corpus.jsonl").open(encoding="utf-8")]
     corpus = [(d.get("title", "") + " " + d["text"]).strip() for d in docs]
     texts = (corpus * (args.texts // len(corpus) + 1))[:args.texts]
+    load_before = os.getloadavg()
     servers = start_servers(args)
     cells: dict[str, dict[int, dict[str, list[float]]]] = {
         name: {n: {"tps": [], "lat": [], "failed": []} for n in args.clients} for name in servers}
@@ -190,7 +195,8 @@ def main() -> None:
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(), "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
+        "machine": machine(), "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
         "texts_per_cell": len(texts), "texts_per_request": args.per_request, "batch_size": args.batch_size,
         "rounds": args.rounds, "min_cosine_to_local_model": agree, "results": table,
     }

@@ -45,6 +45,7 @@ def serve(
     max_connections: Annotated[int, typer.Option("--max-connections", help="Most open connections (a request over it gets 503).")] = 2048,
     header_timeout: Annotated[float, typer.Option("--header-timeout", help="Seconds a client has to send its request headers.")] = 10.0,
     body_timeout: Annotated[float, typer.Option("--body-timeout", help="Seconds a client has to send its request body (408 after).")] = 30.0,
+    intra_op_spinning: Annotated[bool, typer.Option("--intra-op-spinning/--no-intra-op-spinning", help="Let ONNX Runtime's idle threads busy-wait between model calls (off: the cores serve the requests).")] = False,
     path: PathOpt = None,
     url: UrlOpt = None,
     api_key: Annotated[str | None, typer.Option("--qdrant-api-key", help="Qdrant API key (better: set QDRANT_API_KEY).", envvar="QDRANT_API_KEY")] = None,
@@ -93,7 +94,7 @@ def serve(
             encoder, collection=col, reranker=cross, api_key=serve_api_key, max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms, max_request_bytes=max_request_bytes, max_client_batch_size=max_client_batch_size,
             encode_batch_size=encode_batch_size, max_concurrent_requests=max_concurrent_requests,
-            max_queue_size=max_queue_size, body_timeout_s=body_timeout,
+            max_queue_size=max_queue_size, body_timeout_s=body_timeout, intra_op_spinning=intra_op_spinning,
         )
         err.print(
             f"serving [bold]{encoder.name}[/] ({getattr(encoder, 'backend', '?')}, {getattr(encoder, 'device', 'cpu')}) "
