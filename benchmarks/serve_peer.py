@@ -133,6 +133,21 @@ def agreement(url: str, model: str, texts: list[str], local: Any) -> float:
     return round(float((got * local).sum(axis=1).min()), 6)
 
 
+def cut_to_tokens(texts: list[str], max_tokens: int) -> list[str]:
+    """Each text cut after its first ``max_tokens`` tokens (the model's tokenizer, at a token's end).
+
+    Every server then reads the whole text: Infinity's optimum engine truncates at the model's
+    ``max_position_embeddings`` (512 for MiniLM) instead of its ``max_seq_length`` (256), so longer
+    inputs would give other vectors (cosine 0.90) and cost it more compute than the others."""
+    tok = tamis.load_encoder(backend="torch", device="cpu").tokenizer
+    out = []
+    for text in texts:
+        offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True,
+                      truncation=False)["offset_mapping"]
+        out.append(text if len(offsets) <= max_tokens else text[:offsets[max_tokens - 1][1]])
+    return out
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -145,6 +160,8 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=4, help="texts per request")
     parser.add_argument("--texts", type=int, default=1024, help="texts per (server, clients) cell and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=250,
+                        help="cut texts to this many tokens (0: as they are), below every server's truncation")
     parser.add_argument("--warmup", type=int, default=128, help="texts per server before timing")
     parser.add_argument("--batch-size", type=int, default=32, help="server batch size (both servers)")
     parser.add_argument("--tamis-backends", nargs="+", default=["torch", "onnx"])
@@ -159,6 +176,8 @@ def main() -> None:
     docs = [json.loads(line) for line in (path / "corpus.jsonl").open(encoding="utf-8")]
     corpus = [(d.get("title", "") + " " + d["text"]).strip() for d in docs]
     texts = (corpus * (args.texts // len(corpus) + 1))[:args.texts]
+    if args.max_tokens:
+        texts = cut_to_tokens(texts, args.max_tokens)
     load_before = os.getloadavg()
     servers = start_servers(args)
     cells: dict[str, dict[int, dict[str, list[float]]]] = {
@@ -197,7 +216,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(), "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
-        "texts_per_cell": len(texts), "texts_per_request": args.per_request, "batch_size": args.batch_size,
+        "texts_per_cell": len(texts), "max_tokens": args.max_tokens, "texts_per_request": args.per_request, "batch_size": args.batch_size,
         "rounds": args.rounds, "min_cosine_to_local_model": agree, "results": table,
     }
     print(json.dumps(result, indent=2))

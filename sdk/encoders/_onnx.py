@@ -308,6 +308,19 @@ class OnnxEncoder:
         out /= np.maximum(norms, 1e-12)
         return out
 
+    def encode_tokens(self, texts: Sequence[str], *, kind: TextKind = "document") -> list[np.ndarray]:
+        """Each text's token vectors (`tamis.encoders.TokenEncoder`): the graph's
+        ``last_hidden_state``, one text per run (no padding rows to cut off)."""
+        if kind not in ("query", "document"):
+            raise ConfigError(f"kind {kind!r} is not one of 'query', 'document'")
+        prompt = self._prompts.get(kind, "")
+        with self._lock:
+            encodings = self._tokenizers[kind].encode_batch([prompt + t for t in texts], add_special_tokens=True)
+            return [
+                np.ascontiguousarray(self._session.run(None, self._batch([e], len(e.ids))[0])[0][0], dtype=np.float32)
+                for e in encodings
+            ]
+
     def __repr__(self) -> str:
         extra = ", precision='int8'" if self.precision == "int8" else ""
         return f"OnnxEncoder({self.name!r}, dim={self.dim}, threads={self.intra_op_threads}{extra})"

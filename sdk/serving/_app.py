@@ -7,6 +7,8 @@ Endpoints (JSON in, JSON out; TEI's and OpenAI's request fields, checked and hon
                          ``dimensions``, ``prompt_name`` -> ``[[float]]``
 ``POST /v1/embeddings``  OpenAI: ``input`` (texts or token ids), ``dimensions``,
                          ``encoding_format`` float | base64 -> ``data``, ``usage`` (real token counts)
+``POST /embed_all``      TEI: ``inputs``, ``truncate``, ``truncation_direction``, ``prompt_name`` ->
+                         ``[[[float]]]``, each token's vector (encoders with ``encode_tokens``)
 ``POST /tokenize``       TEI: ``inputs``, ``add_special_tokens`` -> tokens with offsets
 ``POST /decode``         TEI: ``ids``, ``skip_special_tokens`` -> texts
 ``POST /rerank``         TEI: ``query``, ``texts``, ``raw_scores``, ``return_text`` (with ``--reranker``)
@@ -142,6 +144,13 @@ def create_app(
         return MicroBatcher(run, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
 
     batchers = {"document": batcher("document"), "query": batcher("query")}
+    token_batchers: dict[str, MicroBatcher[str, np.ndarray]] = {}
+    if callable(getattr(encoder, "encode_tokens", None)):  # a TokenEncoder: /embed_all
+        def token_batcher(kind: str) -> MicroBatcher[str, np.ndarray]:
+            def run(texts: list[str]) -> list[np.ndarray]:
+                return encoder.encode_tokens(texts, kind=kind)  # type: ignore[attr-defined,arg-type]
+            return MicroBatcher(run, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
+        token_batchers = {kind: token_batcher(kind) for kind in ("document", "query")}
     rerank_batcher: MicroBatcher[tuple[str, str], float] | None = None
     if reranker is not None:
         def score(pairs: list[tuple[str, str]]) -> list[float]:
@@ -153,13 +162,13 @@ def create_app(
         rerank_batcher = MicroBatcher(score, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
 
     metrics = Metrics()
-    metrics.watch({**batchers, "rerank": rerank_batcher})
+    metrics.watch({**batchers, "rerank": rerank_batcher, **{f"tokens-{k}": b for k, b in token_batchers.items()}})
     ctx = Context(
         encoder=encoder, tokens=Tokens(encoder.tokenizer, encoder.max_seq_length, _prompts(encoder)),
         batchers=batchers, metrics=metrics, max_batch_size=max_batch_size,
         max_client_batch_size=max_client_batch_size, max_request_bytes=max_request_bytes,
         max_concurrent_requests=max_concurrent_requests, max_queue_size=max_queue_size,
-        collection=collection, reranker=reranker, rerank_batcher=rerank_batcher,
+        collection=collection, reranker=reranker, rerank_batcher=rerank_batcher, token_batchers=token_batchers,
     )
     app = Starlette(routes=app_routes(ctx))
     app.state.batchers = batchers

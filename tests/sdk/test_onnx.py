@@ -298,3 +298,16 @@ def test_intra_op_spinning_is_off_under_serving_and_vectors_stay(enc: OnnxEncode
     finally:
         enc.set_intra_op_spinning(True)
     assert spinning() == "1"
+
+
+def test_encode_tokens_matches_torch_and_pools_to_encode(enc: OnnxEncoder, minilm) -> None:
+    from tamis.encoders import TokenEncoder
+
+    texts = ["a cat sat on the mat", "Qdrant is a vector database written in Rust."]
+    assert isinstance(enc, TokenEncoder) and isinstance(minilm, TokenEncoder)
+    ours, theirs = enc.encode_tokens(texts), minilm.encode_tokens(texts)
+    for a, b, v in zip(ours, theirs, enc.encode(texts), strict=True):
+        assert a.shape == b.shape and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        mean = a.mean(axis=0)
+        assert float(np.dot(mean / np.linalg.norm(mean), v)) > 0.9999
