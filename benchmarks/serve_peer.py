@@ -79,7 +79,8 @@ def start_servers(args: argparse.Namespace) -> dict[str, tuple[subprocess.Popen[
         name = f"{backend}, spinning" if spinning else backend
         proc, url = _start(f"tamis_{name.replace(', ', '_')}", [
             sys.executable, "-m", "tamis.cli", "serve", "--port", str(port), "--backend", backend, "--device", "cpu",
-            "--model", model, "--max-batch-size", str(args.batch_size), "--encode-batch-size", str(args.batch_size),
+            "--model", model, "--max-batch-size", str(args.tamis_max_batch_size or 8 * args.batch_size),
+            "--encode-batch-size", str(args.batch_size),
             *(["--intra-op-spinning"] if spinning else [])], port, env)
         servers[f"tamis ({name})"] = (proc, url + "/v1", "all-MiniLM-L6-v2")
     if not args.no_infinity:
@@ -164,6 +165,10 @@ def main() -> None:
                         help="cut texts to this many tokens (0: as they are), below every server's truncation")
     parser.add_argument("--warmup", type=int, default=128, help="texts per server before timing")
     parser.add_argument("--batch-size", type=int, default=32, help="server batch size (both servers)")
+    parser.add_argument("--tamis-max-batch-size", type=int, default=0,
+                        help="texts tamis' batcher hands the encoder at once (default 8 x --batch-size: Infinity "
+                             "sorts up to 8 batches of its queue by length before it forms them; tamis' encoder "
+                             "sorts what it is handed by length and runs --batch-size per forward pass)")
     parser.add_argument("--tamis-backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--infinity-engines", nargs="+", default=["torch", "optimum"],
                         help="optimum: ONNX Runtime on tamis' exported graph")
@@ -217,6 +222,7 @@ def main() -> None:
         "machine": machine(), "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
         "texts_per_cell": len(texts), "max_tokens": args.max_tokens, "texts_per_request": args.per_request, "batch_size": args.batch_size,
+        "tamis_max_batch_size": args.tamis_max_batch_size or 8 * args.batch_size,
         "rounds": args.rounds, "min_cosine_to_local_model": agree, "results": table,
     }
     print(json.dumps(result, indent=2))
