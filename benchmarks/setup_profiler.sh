@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv out/tools-venv
-out/tools-venv/bin/pip install -q "py-spy==0.4.1"
+out/tools-venv/bin/pip install -q "py-spy==0.4.3"
