@@ -35,7 +35,7 @@ def serve(
         str | None, typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (better: set TAMIS_SERVE_API_KEY).",
                                  envvar="TAMIS_SERVE_API_KEY", show_envvar=True)
     ] = None,
-    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Most texts batched together from concurrent requests.")] = 64,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Most texts batched together from concurrent requests (sorted by length, --encode-batch-size per forward pass).")] = 256,
     encode_batch_size: Annotated[int, typer.Option("--encode-batch-size", help="Most texts per forward pass (raise on a GPU).")] = 32,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="How long a request waits for others to share its batch.")] = 2.0,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", help="Larger request bodies get 413.")] = 2_000_000,
