@@ -73,13 +73,16 @@ def start_servers(args: argparse.Namespace) -> dict[str, tuple[subprocess.Popen[
     model = str(tamis.default_model_path())
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     servers: dict[str, tuple[subprocess.Popen[bytes], str, str]] = {}
-    for backend in args.tamis_backends:
+    variants = [(b, False) for b in args.tamis_backends] + [("onnx", True)] * args.tamis_spinning
+    for backend, spinning in variants:
         port = free_port()
-        proc, url = _start(f"tamis_{backend}", [
+        name = f"{backend}, spinning" if spinning else backend
+        proc, url = _start(f"tamis_{name.replace(', ', '_')}", [
             sys.executable, "-m", "tamis.cli", "serve", "--port", str(port), "--backend", backend, "--device", "cpu",
-            "--model", model, "--max-batch-size", str(args.batch_size), "--encode-batch-size", str(args.batch_size)],
-            port, env)
-        servers[f"tamis ({backend})"] = (proc, url + "/v1", "all-MiniLM-L6-v2")
+            "--model", model, "--max-batch-size", str(args.tamis_max_batch_size or 8 * args.batch_size),
+            "--encode-batch-size", str(args.batch_size),
+            *(["--intra-op-spinning"] if spinning else [])], port, env)
+        servers[f"tamis ({name})"] = (proc, url + "/v1", "all-MiniLM-L6-v2")
     if not args.no_infinity:
         if not INFINITY.exists():
             raise SystemExit(f"{INFINITY} is missing: run `bash benchmarks/setup_infinity.sh` first")
@@ -131,6 +134,21 @@ def agreement(url: str, model: str, texts: list[str], local: Any) -> float:
     return round(float((got * local).sum(axis=1).min()), 6)
 
 
+def cut_to_tokens(texts: list[str], max_tokens: int) -> list[str]:
+    """Each text cut after its first ``max_tokens`` tokens (the model's tokenizer, at a token's end).
+
+    Every server then reads the whole text: Infinity's optimum engine truncates at the model's
+    ``max_position_embeddings`` (512 for MiniLM) instead of its ``max_seq_length`` (256), so longer
+    inputs would give other vectors (cosine 0.90) and cost it more compute than the others."""
+    tok = tamis.load_encoder(backend="torch", device="cpu").tokenizer
+    out = []
+    for text in texts:
+        offsets = tok(text, add_special_tokens=False, return_offsets_mapping=True,
+                      truncation=False)["offset_mapping"]
+        out.append(text if len(offsets) <= max_tokens else text[:offsets[max_tokens - 1][1]])
+    return out
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
@@ -143,18 +161,29 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=4, help="texts per request")
     parser.add_argument("--texts", type=int, default=1024, help="texts per (server, clients) cell and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=250,
+                        help="cut texts to this many tokens (0: as they are), below every server's truncation")
     parser.add_argument("--warmup", type=int, default=128, help="texts per server before timing")
     parser.add_argument("--batch-size", type=int, default=32, help="server batch size (both servers)")
+    parser.add_argument("--tamis-max-batch-size", type=int, default=0,
+                        help="texts tamis' batcher hands the encoder at once (default 8 x --batch-size: Infinity "
+                             "sorts up to 8 batches of its queue by length before it forms them; tamis' encoder "
+                             "sorts what it is handed by length and runs --batch-size per forward pass)")
     parser.add_argument("--tamis-backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--infinity-engines", nargs="+", default=["torch", "optimum"],
                         help="optimum: ONNX Runtime on tamis' exported graph")
     parser.add_argument("--no-infinity", action="store_true")
+    parser.add_argument("--tamis-spinning", action="store_true",
+                        help="also tamis onnx with ONNX Runtime's intra-op spinning on (its default before issue 14)")
     args = parser.parse_args()
 
     path = dataset(args.dataset)
     docs = [json.loads(line) for line in (path / "corpus.jsonl").open(encoding="utf-8")]
     corpus = [(d.get("title", "") + " " + d["text"]).strip() for d in docs]
     texts = (corpus * (args.texts // len(corpus) + 1))[:args.texts]
+    if args.max_tokens:
+        texts = cut_to_tokens(texts, args.max_tokens)
+    load_before = os.getloadavg()
     servers = start_servers(args)
     cells: dict[str, dict[int, dict[str, list[float]]]] = {
         name: {n: {"tps": [], "lat": [], "failed": []} for n in args.clients} for name in servers}
@@ -190,8 +219,10 @@ def main() -> None:
     result = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(), "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
-        "texts_per_cell": len(texts), "texts_per_request": args.per_request, "batch_size": args.batch_size,
+        "machine": machine(), "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in load], "dataset": args.dataset,
+        "texts_per_cell": len(texts), "max_tokens": args.max_tokens, "texts_per_request": args.per_request, "batch_size": args.batch_size,
+        "tamis_max_batch_size": args.tamis_max_batch_size or 8 * args.batch_size,
         "rounds": args.rounds, "min_cosine_to_local_model": agree, "results": table,
     }
     print(json.dumps(result, indent=2))

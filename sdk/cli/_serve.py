@@ -35,7 +35,7 @@ def serve(
         str | None, typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (better: set TAMIS_SERVE_API_KEY).",
                                  envvar="TAMIS_SERVE_API_KEY", show_envvar=True)
     ] = None,
-    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Most texts batched together from concurrent requests.")] = 64,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Most texts batched together from concurrent requests (sorted by length, --encode-batch-size per forward pass).")] = 256,
     encode_batch_size: Annotated[int, typer.Option("--encode-batch-size", help="Most texts per forward pass (raise on a GPU).")] = 32,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="How long a request waits for others to share its batch.")] = 2.0,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", help="Larger request bodies get 413.")] = 2_000_000,
@@ -45,6 +45,7 @@ def serve(
     max_connections: Annotated[int, typer.Option("--max-connections", help="Most open connections (a request over it gets 503).")] = 2048,
     header_timeout: Annotated[float, typer.Option("--header-timeout", help="Seconds a client has to send its request headers.")] = 10.0,
     body_timeout: Annotated[float, typer.Option("--body-timeout", help="Seconds a client has to send its request body (408 after).")] = 30.0,
+    intra_op_spinning: Annotated[bool, typer.Option("--intra-op-spinning/--no-intra-op-spinning", help="Let ONNX Runtime's idle threads busy-wait between model calls (off: the cores serve the requests).")] = False,
     path: PathOpt = None,
     url: UrlOpt = None,
     api_key: Annotated[str | None, typer.Option("--qdrant-api-key", help="Qdrant API key (better: set QDRANT_API_KEY).", envvar="QDRANT_API_KEY")] = None,
@@ -93,7 +94,7 @@ def serve(
             encoder, collection=col, reranker=cross, api_key=serve_api_key, max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms, max_request_bytes=max_request_bytes, max_client_batch_size=max_client_batch_size,
             encode_batch_size=encode_batch_size, max_concurrent_requests=max_concurrent_requests,
-            max_queue_size=max_queue_size, body_timeout_s=body_timeout,
+            max_queue_size=max_queue_size, body_timeout_s=body_timeout, intra_op_spinning=intra_op_spinning,
         )
         err.print(
             f"serving [bold]{encoder.name}[/] ({getattr(encoder, 'backend', '?')}, {getattr(encoder, 'device', 'cpu')}) "

@@ -44,6 +44,7 @@ __getattr__, __dir__, __all__ = attach(
         "OnnxEncoder": "._onnx",
         "QualityGateError": "._onnx_quant",
         "TextKind": "._protocol",
+        "TokenEncoder": "._protocol",
         "default_model_path": "._resolve",
         "fingerprint_sentence_transformer": "._torch",
         "load_encoder": "._load",

@@ -177,6 +177,8 @@ class OnnxEncoder:
             for kind in ("query", "document")
         }
         graph = ensure_int8(self.export_dir) if precision == "int8" else self.export_dir / "model.onnx"
+        self.intra_op_spinning = True
+        self._graph = graph
         self._session = session(graph, intra_op_threads, optimized=machine_key())
         self._fp32_session: Any = None
 
@@ -259,7 +261,8 @@ class OnnxEncoder:
         texts = list(texts)
         if self._fp32_session is None:
             self._fp32_session = session(
-                self.export_dir / "model.onnx", self.intra_op_threads, optimized=machine_key()
+                self.export_dir / "model.onnx", self.intra_op_threads, optimized=machine_key(),
+                spinning=self.intra_op_spinning,
             )
         budget = 64 * TOKENS_PER_ROW
         fp32 = self._encode(self._fp32_session, texts, "document", budget)
@@ -271,6 +274,21 @@ class OnnxEncoder:
             raise QualityGateError(refuse_message(self.name, report), report)
         self._gate_pending = False
         return report
+
+    def set_intra_op_spinning(self, enabled: bool) -> None:
+        """Whether ONNX Runtime's idle intra-op threads busy-wait for work (its default, True).
+
+        ``tamis serve`` turns it off: between a server's model calls the cores are needed for the
+        requests (HTTP, JSON, tokenizing) and by the clients on the same machine. The session is
+        loaded again (from the cached optimised graph) with the new setting.
+        """
+        enabled = bool(enabled)
+        if enabled == self.intra_op_spinning:
+            return
+        with self._lock:
+            self._session = session(self._graph, self.intra_op_threads, optimized=machine_key(), spinning=enabled)
+            self._fp32_session = None
+            self.intra_op_spinning = enabled
 
     def _encode(self, sess: Any, texts: list[str], kind: str, budget: int) -> np.ndarray:
         prompt = self._prompts.get(kind, "")
@@ -289,6 +307,19 @@ class OnnxEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)
         return out
+
+    def encode_tokens(self, texts: Sequence[str], *, kind: TextKind = "document") -> list[np.ndarray]:
+        """Each text's token vectors (`tamis.encoders.TokenEncoder`): the graph's
+        ``last_hidden_state``, one text per run (no padding rows to cut off)."""
+        if kind not in ("query", "document"):
+            raise ConfigError(f"kind {kind!r} is not one of 'query', 'document'")
+        prompt = self._prompts.get(kind, "")
+        with self._lock:
+            encodings = self._tokenizers[kind].encode_batch([prompt + t for t in texts], add_special_tokens=True)
+            return [
+                np.ascontiguousarray(self._session.run(None, self._batch([e], len(e.ids))[0])[0][0], dtype=np.float32)
+                for e in encodings
+            ]
 
     def __repr__(self) -> str:
         extra = ", precision='int8'" if self.precision == "int8" else ""

@@ -61,8 +61,12 @@ def rust_tokenizer(path: Path, max_length: int, side: str) -> Any:
     return tok
 
 
-def session(path: Path, threads: int, *, optimized: str | None = None) -> Any:
+def session(path: Path, threads: int, *, optimized: str | None = None, spinning: bool = True) -> Any:
     """An ONNX Runtime CPU session for the model file ``path`` with ``threads`` intra-op threads.
+
+    ``spinning``: ONNX Runtime's ``session.intra_op.allow_spinning`` (its default, True: idle
+    intra-op threads busy-wait for the next piece of work, which helps one long encode and burns
+    the cores a server needs for everything else between its model calls).
 
     With ``optimized`` (a key of this machine), the graph ONNX Runtime optimises at load is saved once
     next to ``path`` (``<stem>.opt-<key>-<onnxruntime version>.onnx``, atomically) and later loaded
@@ -71,20 +75,20 @@ def session(path: Path, threads: int, *, optimized: str | None = None) -> Any:
     import onnxruntime as ort
 
     if optimized is None:
-        return _session(path, threads, optimize=True)
+        return _session(path, threads, optimize=True, spinning=spinning)
     saved = path.with_name(f"{path.stem}.opt-{optimized}-{ort.__version__}.onnx")
     if saved.is_file():
         try:
-            return _session(saved, threads, optimize=False)
+            return _session(saved, threads, optimize=False, spinning=spinning)
         except ModelError:  # a damaged saved graph: make it again from the export
             saved.unlink(missing_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{saved.name}.", suffix=".onnx", dir=path.parent)
     except OSError:  # a read-only cache: optimise at every load
-        return _session(path, threads, optimize=True)
+        return _session(path, threads, optimize=True, spinning=spinning)
     os.close(fd)
     try:
-        sess = _session(path, threads, optimize=True, save_to=tmp)
+        sess = _session(path, threads, optimize=True, save_to=tmp, spinning=spinning)
         os.chmod(tmp, 0o644)
         os.replace(tmp, saved)
         return sess
@@ -92,7 +96,7 @@ def session(path: Path, threads: int, *, optimized: str | None = None) -> Any:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _session(path: Path, threads: int, *, optimize: bool, save_to: str | None = None) -> Any:
+def _session(path: Path, threads: int, *, optimize: bool, save_to: str | None = None, spinning: bool = True) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -102,6 +106,7 @@ def _session(path: Path, threads: int, *, optimize: bool, save_to: str | None = 
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     if save_to is not None:
         options.optimized_model_filepath = save_to
     try:

@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Encoder", "TextKind"]
+__all__ = ["Encoder", "TextKind", "TokenEncoder"]
 
 #: what a text is for: some models encode queries and documents differently (prompts)
 TextKind = Literal["query", "document"]
@@ -39,4 +39,18 @@ class Encoder(Protocol):
     @property
     def tokenizer(self) -> Any | None:
         """A Hugging Face fast tokenizer for token-aware chunking, or None if unknown."""
+        ...
+
+
+@runtime_checkable
+class TokenEncoder(Protocol):
+    """An encoder that also gives each token's vector (TEI's ``/embed_all``); optional.
+
+    `BiEncoder` and `OnnxEncoder` have it; ``tamis serve`` answers ``/embed_all`` with it.
+    """
+
+    def encode_tokens(self, texts: Sequence[str], *, kind: TextKind = "document") -> list[np.ndarray]:
+        """One (tokens, hidden) float32 array per text: the transformer's last hidden state for every
+        token of the text (its prompt and special tokens included, truncated at ``max_seq_length``),
+        before pooling and normalisation."""
         ...

@@ -181,5 +181,15 @@ class BiEncoder:
         )
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def encode_tokens(self, texts: Sequence[str], *, kind: TextKind = "document") -> list[np.ndarray]:
+        """Each text's token vectors (`tamis.encoders.TokenEncoder`), by sentence-transformers
+        (``output_value="token_embeddings"``: the rows of real tokens only)."""
+        texts = list(texts)
+        if not texts:
+            return []
+        fn = self.model.encode_query if kind == "query" else self.model.encode_document
+        out = fn(texts, output_value="token_embeddings", convert_to_numpy=False, show_progress_bar=False)
+        return [np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype=np.float32) for t in out]
+
     def __repr__(self) -> str:
         return f"BiEncoder({self.name!r}, device={self.device!r}, dtype={self.dtype!r}, dim={self.dim})"

@@ -7,6 +7,8 @@ Endpoints (JSON in, JSON out; TEI's and OpenAI's request fields, checked and hon
                          ``dimensions``, ``prompt_name`` -> ``[[float]]``
 ``POST /v1/embeddings``  OpenAI: ``input`` (texts or token ids), ``dimensions``,
                          ``encoding_format`` float | base64 -> ``data``, ``usage`` (real token counts)
+``POST /embed_all``      TEI: ``inputs``, ``truncate``, ``truncation_direction``, ``prompt_name`` ->
+                         ``[[[float]]]``, each token's vector (encoders with ``encode_tokens``)
 ``POST /tokenize``       TEI: ``inputs``, ``add_special_tokens`` -> tokens with offsets
 ``POST /decode``         TEI: ``ids``, ``skip_special_tokens`` -> texts
 ``POST /rerank``         TEI: ``query``, ``texts``, ``raw_scores``, ``return_text`` (with ``--reranker``)
@@ -76,7 +78,7 @@ def create_app(
     collection: Collection | None = None,
     reranker: Any | None = None,
     api_key: str | None = None,
-    max_batch_size: int = 64,
+    max_batch_size: int = 256,
     max_wait_ms: float = 2.0,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     max_client_batch_size: int = DEFAULT_MAX_CLIENT_BATCH_SIZE,
@@ -84,6 +86,7 @@ def create_app(
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+    intra_op_spinning: bool = False,
 ) -> ASGIApp:
     """The ASGI app of ``tamis serve`` (a Starlette app behind the key / size guard).
 
@@ -92,7 +95,9 @@ def create_app(
         collection: serve ``/search`` on it (its encoder must be ``encoder``'s model).
         reranker: a sentence-transformers ``CrossEncoder``: serves ``/rerank``.
         api_key: require ``Authorization: Bearer <api_key>`` on every endpoint but ``/health``.
-        max_batch_size: most texts the dynamic batcher hands to the model at once.
+        max_batch_size: most texts the dynamic batcher hands to the model at once (it sorts them by
+            length and runs ``encode_batch_size`` per forward pass, so a wide window pads less; issue
+            14's peer benchmark: 256 against 32 took tamis torch from 0.85x to 1.03x Infinity at 64 clients).
         encode_batch_size: most texts per forward pass within that (the encoder sorts them by
             length first, so smaller passes pad less; raise it on a GPU).
         max_wait_ms: how long a lone request waits for others to share its batch.
@@ -101,6 +106,10 @@ def create_app(
         max_concurrent_requests: most requests in flight (more get 429; /health and /metrics always answer).
         max_queue_size: most texts (or rerank pairs) waiting for the model (more get 429).
         body_timeout_s: a request body not received within this time gets 408.
+        intra_op_spinning: let the model's idle intra-op threads busy-wait between calls (ONNX
+            Runtime's default; off here: the cores are needed for the requests between model calls,
+            and spinning doubled the CPU time per text of a 1-text request). Applied to encoders
+            that have ``set_intra_op_spinning`` (the ONNX ones).
 
     Raises:
         ConfigError: a limit that is not positive, or an empty ``api_key`` (it would turn
@@ -127,6 +136,9 @@ def create_app(
         collection._check_encoder(encoder)
         collection.count()  # open its shard now: an embedded collection is this process's from the start
     wait = max_wait_ms / 1000.0
+    spinning = getattr(encoder, "set_intra_op_spinning", None)
+    if callable(spinning):
+        spinning(intra_op_spinning)
 
     def batcher(kind: str) -> MicroBatcher[str, np.ndarray]:
         def run(texts: list[str]) -> list[np.ndarray]:
@@ -134,24 +146,31 @@ def create_app(
         return MicroBatcher(run, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
 
     batchers = {"document": batcher("document"), "query": batcher("query")}
+    token_batchers: dict[str, MicroBatcher[str, np.ndarray]] = {}
+    if callable(getattr(encoder, "encode_tokens", None)):  # a TokenEncoder: /embed_all
+        def token_batcher(kind: str) -> MicroBatcher[str, np.ndarray]:
+            def run(texts: list[str]) -> list[np.ndarray]:
+                return encoder.encode_tokens(texts, kind=kind)  # type: ignore[attr-defined,arg-type]
+            return MicroBatcher(run, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
+        token_batchers = {kind: token_batcher(kind) for kind in ("document", "query")}
     rerank_batcher: MicroBatcher[tuple[str, str], float] | None = None
     if reranker is not None:
         def score(pairs: list[tuple[str, str]]) -> list[float]:
             import torch
 
-            raw = reranker.predict(pairs, batch_size=max_batch_size, activation_fn=torch.nn.Identity(),
+            raw = reranker.predict(pairs, batch_size=encode_batch_size, activation_fn=torch.nn.Identity(),
                                    show_progress_bar=False, convert_to_numpy=True)
             return [float(x) for x in np.asarray(raw, dtype=np.float64).reshape(len(pairs), -1)[:, 0]]
         rerank_batcher = MicroBatcher(score, max_batch_size=max_batch_size, max_wait_s=wait, max_queue=max_queue_size)
 
     metrics = Metrics()
-    metrics.watch({**batchers, "rerank": rerank_batcher})
+    metrics.watch({**batchers, "rerank": rerank_batcher, **{f"tokens-{k}": b for k, b in token_batchers.items()}})
     ctx = Context(
         encoder=encoder, tokens=Tokens(encoder.tokenizer, encoder.max_seq_length, _prompts(encoder)),
         batchers=batchers, metrics=metrics, max_batch_size=max_batch_size,
         max_client_batch_size=max_client_batch_size, max_request_bytes=max_request_bytes,
         max_concurrent_requests=max_concurrent_requests, max_queue_size=max_queue_size,
-        collection=collection, reranker=reranker, rerank_batcher=rerank_batcher,
+        collection=collection, reranker=reranker, rerank_batcher=rerank_batcher, token_batchers=token_batchers,
     )
     app = Starlette(routes=app_routes(ctx))
     app.state.batchers = batchers

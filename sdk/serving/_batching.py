@@ -42,8 +42,10 @@ class MicroBatcher(Generic[T, R]):
         fn: a blocking function mapping a list of items to a list of results of the same length,
             in order. It runs in a worker thread (``asyncio.to_thread``), one batch at a time.
         max_batch_size: most items per call of ``fn``.
-        max_wait_s: how long the first item of a batch waits for company before the batch runs
-            anyway (batches that fill up run at once).
+        max_wait_s: how long the first item to reach an idle batcher waits for company before its
+            batch runs anyway (batches that fill up run at once). While a batch runs, the next one
+            fills up with what arrives meanwhile and runs as soon as the model is free, without
+            waiting again.
         max_queue: most items waiting at once; a submission that would go over raises
             `QueueFullError` at once (None: no bound).
 
@@ -113,13 +115,15 @@ class MicroBatcher(Generic[T, R]):
         return list(await asyncio.gather(*futures))
 
     async def _work(self, state: _LoopState) -> None:
+        idle = True  # only the first batch after a quiet spell waits for company
         while state.pending:
-            if len(state.pending) < self.max_batch_size and self.max_wait_s > 0:
+            if idle and len(state.pending) < self.max_batch_size and self.max_wait_s > 0:
                 state.wakeup.clear()
                 try:
                     await asyncio.wait_for(state.wakeup.wait(), self.max_wait_s)
                 except asyncio.TimeoutError:
                     pass
+            idle = False  # the next batch is what arrived while this one ran: it runs at once
             batch = [(x, f) for x, f in state.pending[: self.max_batch_size] if not f.done()]
             del state.pending[: self.max_batch_size]
             if not batch:

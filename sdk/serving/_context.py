@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +40,8 @@ class Context:
     collection: Collection | None = None
     reranker: Any | None = None
     rerank_batcher: MicroBatcher[tuple[str, str], float] | None = None
+    #: per-token vectors by kind (``/embed_all``); empty when the encoder has no ``encode_tokens``
+    token_batchers: dict[str, MicroBatcher[str, np.ndarray]] = field(default_factory=dict)
 
     async def body(self, request: Request) -> Mapping[str, Any]:
         return parse_json(await request.body())

@@ -1,5 +1,5 @@
 """Embedding handlers of `tamis serve`: TEI ``POST /`` and ``/embed``, OpenAI ``/v1/embeddings``,
-TEI ``/tokenize`` and ``/decode``."""
+TEI ``/embed_all`` (each token's vector), ``/tokenize`` and ``/decode``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from tamis.serving._context import Context
-from tamis.serving._errors import endpoint, invalid
+from tamis.serving._errors import HttpError, endpoint, invalid
 from tamis.serving._inputs import get_bool, get_texts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,6 +55,19 @@ def embed_routes(ctx: Context) -> list[Any]:
             normalize=ctx.normalize(data),
         )
         return JSONResponse(vecs.tolist())
+
+    @endpoint
+    async def embed_all(request: Request) -> Response:
+        if not ctx.token_batchers:
+            raise HttpError(f"this model's encoder ({type(ctx.encoder).__name__}) gives no per-token vectors; "
+                            "serve it with --backend torch or onnx for /embed_all", "Backend")
+        data = await ctx.body(request)
+        texts = get_texts(data.get("inputs"), "inputs", ctx.max_client_batch_size)
+        kind = ctx.kind_of(data.get("prompt_name"))
+        prep = await ctx.prepare(texts, kind=kind, truncate=get_bool(data, "truncate", True),
+                                 left=_direction(data.get("truncation_direction")), name="inputs")
+        rows = await ctx.token_batchers[kind].submit_many(prep.texts)
+        return JSONResponse([r.tolist() for r in rows])
 
     @endpoint
     async def openai_embeddings(request: Request) -> Response:
@@ -107,6 +120,7 @@ def embed_routes(ctx: Context) -> list[Any]:
     return [
         Route("/", embed, methods=["POST"]),
         Route("/embed", embed, methods=["POST"]),
+        Route("/embed_all", embed_all, methods=["POST"]),
         Route("/v1/embeddings", openai_embeddings, methods=["POST"]),
         Route("/embeddings", openai_embeddings, methods=["POST"]),
         Route("/tokenize", tokenize, methods=["POST"]),

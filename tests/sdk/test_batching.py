@@ -62,6 +62,24 @@ async def test_queue_limit_refuses_at_once() -> None:
     assert await first == ["a", "b"] and await waiting == ["c", "d", "e"]
 
 
+async def test_only_a_batch_that_finds_the_batcher_idle_waits_for_company() -> None:
+    import time
+
+    def slow(xs: list[int]) -> list[int]:
+        time.sleep(0.2)
+        return xs
+
+    b = MicroBatcher(slow, max_batch_size=8, max_wait_s=0.4)
+    t0 = time.perf_counter()
+    first = asyncio.ensure_future(b.submit(1))  # idle: waits 0.4 s for company, then runs 0.2 s
+    await asyncio.sleep(0.5)  # the first batch is running now
+    t1 = time.perf_counter()
+    assert await b.submit(2) == 2  # arrived while it ran: runs as soon as the model is free, no new wait
+    assert await first == 1
+    assert time.perf_counter() - t0 >= 0.6 and time.perf_counter() - t1 < 0.55
+    assert b.batch_sizes == [1, 1]
+
+
 def test_usable_from_successive_event_loops() -> None:
     b = MicroBatcher(lambda xs: [len(x) for x in xs])
     assert asyncio.run(b.submit("abc")) == 3

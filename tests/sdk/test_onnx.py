@@ -280,3 +280,34 @@ def test_max_seq_length_override_matches_biencoder(enc: OnnxEncoder, onnx_cache:
     assert cosines(short.encode(texts), ref.encode(texts)).min() >= 0.9999
     with pytest.raises(ConfigError, match="exceeds"):
         OnnxEncoder(max_seq_length=100_000, cache=onnx_cache)
+
+
+def test_intra_op_spinning_is_off_under_serving_and_vectors_stay(enc: OnnxEncoder) -> None:
+    pytest.importorskip("starlette")
+    from tamis.serving import create_app
+
+    def spinning() -> str:
+        return enc._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    ref = enc.encode(["a cat sat on the mat", "dogs"])
+    assert enc.intra_op_spinning and spinning() == "1"  # ONNX Runtime's default for a plain encoder
+    try:
+        create_app(enc)
+        assert not enc.intra_op_spinning and spinning() == "0"
+        np.testing.assert_allclose(enc.encode(["a cat sat on the mat", "dogs"]), ref, atol=1e-6)
+    finally:
+        enc.set_intra_op_spinning(True)
+    assert spinning() == "1"
+
+
+def test_encode_tokens_matches_torch_and_pools_to_encode(enc: OnnxEncoder, minilm) -> None:
+    from tamis.encoders import TokenEncoder
+
+    texts = ["a cat sat on the mat", "Qdrant is a vector database written in Rust."]
+    assert isinstance(enc, TokenEncoder) and isinstance(minilm, TokenEncoder)
+    ours, theirs = enc.encode_tokens(texts), minilm.encode_tokens(texts)
+    for a, b, v in zip(ours, theirs, enc.encode(texts), strict=True):
+        assert a.shape == b.shape and a.dtype == np.float32
+        np.testing.assert_allclose(a, b, atol=1e-4)
+        mean = a.mean(axis=0)
+        assert float(np.dot(mean / np.linalg.norm(mean), v)) > 0.9999

@@ -76,6 +76,7 @@ EXPECTED: dict[str, list[str]] = {
         "OnnxEncoder",
         "QualityGateError",
         "TextKind",
+        "TokenEncoder",
         "default_model_path",
         "fingerprint_sentence_transformer",
         "load_encoder",

@@ -100,3 +100,26 @@ def test_langchain_openai_embeddings(minilm, minilm_url: str) -> None:
     docs = np.array(emb.embed_documents(TEXTS))
     assert np.allclose(docs, minilm.encode(TEXTS), atol=1e-5)
     assert np.allclose(emb.embed_query(TEXTS[0]), minilm.encode(TEXTS[:1])[0], atol=1e-5)
+
+
+def test_tei_embed_all_gives_each_tokens_vector(minilm, minilm_url: str) -> None:
+    """TEI's /embed_all (huggingface_hub has no method for it): one vector per token, special tokens
+    included, whose masked mean is the pooled /embed vector."""
+    import httpx
+
+    from tamis import FakeEncoder
+    from tamis.serving import ServerThread, create_app
+
+    got = httpx.post(minilm_url + "/embed_all", json={"inputs": TEXTS}).json()
+    pooled = np.array(httpx.post(minilm_url + "/embed", json={"inputs": TEXTS}).json())
+    for text, rows, vec in zip(TEXTS, got, pooled, strict=True):
+        rows = np.array(rows)
+        assert rows.shape == (len(minilm.tokenizer(text)["input_ids"]), 384)
+        assert float(np.dot(_unit(rows.mean(axis=0)), vec)) > 0.9999
+    long = httpx.post(minilm_url + "/embed_all", json={"inputs": "cats " * 400}).json()
+    assert len(long[0]) == 256  # truncated at the model's length, as TEI does
+    assert httpx.post(minilm_url + "/embed_all", json={"inputs": "cats " * 400, "truncate": False}).status_code == 413
+    assert httpx.post(minilm_url + "/embed_all", json={"inputs": ""}).status_code == 400
+    with ServerThread(create_app(FakeEncoder(dim=8))) as url:  # no encode_tokens: said so, 424
+        r = httpx.post(url + "/embed_all", json={"inputs": "hi"})
+        assert r.status_code == 424 and "per-token" in r.json()["error"]

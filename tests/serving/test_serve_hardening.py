@@ -100,6 +100,20 @@ class _Slow(FakeEncoder):
         return super().encode(texts, kind=kind, batch_size=batch_size)
 
 
+def test_responses_do_not_wait_for_delayed_acks(fast_timeouts: tuple[str, int]) -> None:
+    """ServerThread's socket turns Nagle's algorithm off: a response written in two pieces (headers,
+    body) used to wait ~40 ms for the client's delayed ACK, on every request."""
+    url, _ = fast_timeouts
+    with httpx.Client() as client:
+        client.get(url + "/health")
+        took = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            assert client.post(url + "/embed", json={"inputs": "hi"}).status_code == 200
+            took.append(time.perf_counter() - t0)
+    assert sorted(took)[len(took) // 2] < 0.035, took
+
+
 async def test_queue_limit_answers_429() -> None:
     gate = threading.Event()
     app = create_app(_Slow(gate), max_queue_size=4, max_client_batch_size=4, max_batch_size=2, max_wait_ms=0)
