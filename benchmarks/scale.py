@@ -12,6 +12,7 @@ recall@10 against exact search computed here). Configurations:
 * ``int8``: originals on disk (mmap), scalar int8 (quantile 0.99) in RAM, rescore with oversampling 2;
 * ``binary``: originals on disk, binary (1 bit) in RAM, rescore with oversampling 3.
 * ``float32-pd`` / ``int8-pd``: the first two with the payload on disk as well.
+* ``int8-graph-disk``: ``int8`` with the HNSW graph on disk (mmap) as well.
 
 ``--filtered N`` adds the payload-index effect: a filter on ``metadata.lang`` (10 values, 10%% of
 the points) with and without a keyword index on it, float32, at N points.
@@ -52,6 +53,12 @@ CONFIGS = {
     "float32-pd": ({"on_disk_payload": True}, {}),
     "int8-pd": (
         {"on_disk_vectors": True, "on_disk_payload": True,
+         "quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}},
+        {"rescore": True, "oversampling": 2.0},
+    ),
+    # int8 with the HNSW graph on disk too (mmap): only the quantized vectors must stay in RAM
+    "int8-graph-disk": (
+        {"on_disk_vectors": True, "hnsw_on_disk": True,
          "quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}},
         {"rescore": True, "oversampling": 2.0},
     ),
