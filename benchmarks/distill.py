@@ -203,7 +203,8 @@ def main() -> None:
     ap.add_argument("--lf-queries", type=int, default=1200, help="unjudged queries of the label-free 'queries' runs")
     ap.add_argument("--lf-epochs", type=float, default=3.0)
     ap.add_argument("--faq-log-epochs", type=float, default=10.0, help="epochs over python-faq's 60 log queries")
-    ap.add_argument("--lab-epochs", type=float, default=2.0, help="epochs of the with-labels pair (1,200 gold queries)")
+    ap.add_argument("--lab-queries", type=int, default=480, help="gold train queries of the second with-labels pair")
+    ap.add_argument("--lf-minutes", type=float, default=12.0, help="training time cap of the label-free query-log runs")
     ap.add_argument("--lr", type=float, default=4e-5, help="learning rate of the label-free and with-labels runs")
     ap.add_argument("--margin", type=float, default=0.01,
                     help="false-negative guard margin (a bi-encoder teacher's cosines are close together)")
@@ -235,8 +236,8 @@ def main() -> None:
         lf = dict(common, method="distill", labels=False, max_train_queries=args.train_queries, epochs=1, batch_size=32)
         r["free-body"] = train_and_test("wn-free-body", wn, None, args.fresh, pseudo_queries="body", **lf)
         # the train queries without their qrels (a query log): the teacher's best candidate is the positive
-        lq = dict(lf, max_train_queries=args.lf_queries, epochs=args.lf_epochs, candidates=16,
-                  false_negative_margin=args.margin, learning_rate=args.lr)
+        lq = dict(lf, max_train_queries=args.lf_queries, epochs=args.lf_epochs, candidates=args.candidates,
+                  batch_size=16, false_negative_margin=args.margin, learning_rate=args.lr, max_minutes=args.lf_minutes)
         r["free-queries"] = train_and_test("wn-free-queries", wn, None, args.fresh, pseudo_queries="queries", **lq)
         lab = dict(max_train_queries=args.train_queries, epochs=1, batch_size=32, dev_queries=args.dev_queries,
                    dev_documents=args.dev_documents, seed=12, mining_depth=30, encode_batch_size=64)
@@ -246,12 +247,12 @@ def main() -> None:
                                                   method="contrastive+distill", teacher=teacher,
                                                   candidates=args.candidates, teacher_check_queries=args.dev_queries,
                                                   **lab)
-        # the same pair at a sensible size: all 1,200 gold train queries, lab_epochs epochs
-        lab2 = dict(lab, max_train_queries=1200, epochs=args.lab_epochs, learning_rate=args.lr)
-        r["contrastive-1200"] = train_and_test("wn-contrastive-1200", wn, None, args.fresh, method="contrastive",
+        # the same pair, more steps: lab_queries gold train queries, 1 epoch of batches of 16
+        lab2 = dict(lab, max_train_queries=args.lab_queries, epochs=1, batch_size=16, learning_rate=args.lr)
+        r["contrastive-more"] = train_and_test("wn-contrastive-more", wn, None, args.fresh, method="contrastive",
                                                num_negatives=args.candidates - 1, **lab2)
-        r["contrastive+distill-1200"] = train_and_test(
-            "wn-contrastive-distill-1200", wn, None, args.fresh, method="contrastive+distill", teacher=teacher,
+        r["contrastive+distill-more"] = train_and_test(
+            "wn-contrastive-distill-more", wn, None, args.fresh, method="contrastive+distill", teacher=teacher,
             candidates=args.candidates, teacher_check_queries=args.dev_queries, false_negative_margin=args.margin,
             **lab2)
         qs = [json.loads(line)["text"] for line in open(wn / "queries.jsonl", encoding="utf-8")]
@@ -275,7 +276,8 @@ def main() -> None:
         r["split-base"] = run_once("faq-split-base", args.fresh, lambda: {"test": test_metrics(base, fs, 128)})
         r["split-mpnet"] = run_once("faq-split-mpnet", args.fresh, lambda: mpnet_test(fs, 128))
         lq = dict(common, method="distill", labels=False, pseudo_queries="queries", epochs=args.faq_log_epochs,
-                  batch_size=16, candidates=16, false_negative_margin=args.margin, learning_rate=args.lr)
+                  batch_size=16, candidates=args.candidates, false_negative_margin=args.margin, learning_rate=args.lr,
+                  max_minutes=args.lf_minutes * 2 / 3)
         r["split-free-queries"] = train_and_test("faq-split-free-queries", fs, 128, args.fresh, **lq)
         if "model" in r["split-free-queries"]:
             qs = [json.loads(line)["text"] for line in open(faq / "queries.jsonl", encoding="utf-8")]
