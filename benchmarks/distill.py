@@ -75,6 +75,28 @@ def wordnet_subset(n_docs: int = 3000, test: int = 300, dev: int = 100, train: i
     return dst
 
 
+def faq_split(test: int = 86, dev: int = 26, seed: int = 16) -> Path:
+    """python-faq with its 172 questions split three ways (written once): ``test`` held out for the
+    test metrics, ``dev`` judged for the teacher check and the dev metrics only, the rest left in
+    queries.jsonl without judgements (the query log of a label-free run)."""
+    src, dst = dataset("python-faq"), OUT / "data" / "python-faq-split"
+    if (dst / "qrels" / "test.tsv").is_file():
+        return dst
+    rows = [line.rstrip("\n").split("\t") for line in open(src / "qrels" / "test.tsv", encoding="utf-8")][1:]
+    rows = sorted((r[0], r[1]) for r in rows)
+    random.Random(seed).shuffle(rows)
+    tmp = dst.with_name(dst.name + ".tmp")
+    (tmp / "qrels").mkdir(parents=True, exist_ok=True)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        (tmp / name).write_bytes((src / name).read_bytes())
+    for split, part in (("test", rows[:test]), ("dev", rows[test : test + dev])):
+        with open(tmp / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            fh.writelines(f"{q}\t{d}\t1\n" for q, d in sorted(part))
+    tmp.rename(dst)
+    return dst
+
+
 def st_model(path: str, max_len: int | None) -> Any:
     from sentence_transformers import SentenceTransformer
 
@@ -166,6 +188,9 @@ def query_speed(models: dict[str, str], queries: list[str], rounds: int, max_len
 
 
 def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-queries", type=int, default=500, help="(pseudo-)queries per training run")
     ap.add_argument("--candidates", type=int, default=8)
@@ -175,6 +200,14 @@ def main() -> None:
     ap.add_argument("--dev-documents", type=int, default=3000)
     ap.add_argument("--only", choices=["all", "wordnet", "faq"], default="all")
     ap.add_argument("--faq-epochs", type=float, default=3.0)
+    ap.add_argument("--lf-queries", type=int, default=1200, help="unjudged queries of the label-free 'queries' runs")
+    ap.add_argument("--lf-epochs", type=float, default=3.0)
+    ap.add_argument("--faq-log-epochs", type=float, default=10.0, help="epochs over python-faq's 60 log queries")
+    ap.add_argument("--lab-queries", type=int, default=480, help="gold train queries of the second with-labels pair")
+    ap.add_argument("--lf-minutes", type=float, default=12.0, help="training time cap of the label-free query-log runs")
+    ap.add_argument("--lr", type=float, default=4e-5, help="learning rate of the label-free and with-labels runs")
+    ap.add_argument("--margin", type=float, default=0.01,
+                    help="false-negative guard margin (a bi-encoder teacher's cosines are close together)")
     ap.add_argument("--fresh", action="store_true", help="redo runs already recorded")
     ap.add_argument("--runs", help="comma-separated run names to compute here (e.g. wn-contrastive), the rest "
                     "read from benchmarks/out/distill/ or skipped: to spread the runs over processes")
@@ -202,7 +235,10 @@ def main() -> None:
         r["mpnet"] = run_once("wn-mpnet", args.fresh, lambda: mpnet_test(wn, None))
         lf = dict(common, method="distill", labels=False, max_train_queries=args.train_queries, epochs=1, batch_size=32)
         r["free-body"] = train_and_test("wn-free-body", wn, None, args.fresh, pseudo_queries="body", **lf)
-        r["free-queries"] = train_and_test("wn-free-queries", wn, None, args.fresh, pseudo_queries="queries", **lf)
+        # the train queries without their qrels (a query log): the teacher's best candidate is the positive
+        lq = dict(lf, max_train_queries=args.lf_queries, epochs=args.lf_epochs, candidates=args.candidates,
+                  batch_size=16, false_negative_margin=args.margin, learning_rate=args.lr, max_minutes=args.lf_minutes)
+        r["free-queries"] = train_and_test("wn-free-queries", wn, None, args.fresh, pseudo_queries="queries", **lq)
         lab = dict(max_train_queries=args.train_queries, epochs=1, batch_size=32, dev_queries=args.dev_queries,
                    dev_documents=args.dev_documents, seed=12, mining_depth=30, encode_batch_size=64)
         r["contrastive"] = train_and_test("wn-contrastive", wn, None, args.fresh, method="contrastive",
@@ -211,6 +247,14 @@ def main() -> None:
                                                   method="contrastive+distill", teacher=teacher,
                                                   candidates=args.candidates, teacher_check_queries=args.dev_queries,
                                                   **lab)
+        # the same pair, more steps: lab_queries gold train queries, 1 epoch of batches of 16
+        lab2 = dict(lab, max_train_queries=args.lab_queries, epochs=1, batch_size=16, learning_rate=args.lr)
+        r["contrastive-more"] = train_and_test("wn-contrastive-more", wn, None, args.fresh, method="contrastive",
+                                               num_negatives=args.candidates - 1, **lab2)
+        r["contrastive+distill-more"] = train_and_test(
+            "wn-contrastive-distill-more", wn, None, args.fresh, method="contrastive+distill", teacher=teacher,
+            candidates=args.candidates, teacher_check_queries=args.dev_queries, false_negative_margin=args.margin,
+            **lab2)
         qs = [json.loads(line)["text"] for line in open(wn / "queries.jsonl", encoding="utf-8")]
         qs = random.Random(0).sample(qs, args.speed_queries)
         student = r["free-queries"].get("model") or r["free-body"].get("model")
@@ -226,6 +270,20 @@ def main() -> None:
                   pseudo_dev_queries=30)
         r["free-first-sentence"] = train_and_test("faq-free-first-sentence", faq, 128, args.fresh,
                                                   pseudo_queries="first-sentence", **lf)
+        # the split: 86 test questions held out, 26 judged for the check only, 60 as an unjudged query log
+        fs = faq_split()
+        r["split"] = {"data": str(fs), "test_queries": 86, "dev_queries": 26, "log_queries": 60}
+        r["split-base"] = run_once("faq-split-base", args.fresh, lambda: {"test": test_metrics(base, fs, 128)})
+        r["split-mpnet"] = run_once("faq-split-mpnet", args.fresh, lambda: mpnet_test(fs, 128))
+        lq = dict(common, method="distill", labels=False, pseudo_queries="queries", epochs=args.faq_log_epochs,
+                  batch_size=16, candidates=args.candidates, false_negative_margin=args.margin, learning_rate=args.lr,
+                  max_minutes=args.lf_minutes * 2 / 3)
+        r["split-free-queries"] = train_and_test("faq-split-free-queries", fs, 128, args.fresh, **lq)
+        if "model" in r["split-free-queries"]:
+            qs = [json.loads(line)["text"] for line in open(faq / "queries.jsonl", encoding="utf-8")]
+            qs = random.Random(0).sample(qs, min(args.speed_queries, len(qs)))
+            r["split-speed"] = run_once("faq-split-speed", args.fresh, lambda: query_speed(
+                {"base": base, "student": r["split-free-queries"]["model"], "mpnet": mpnet}, qs, args.rounds, 128))
         if "model" in r["free-first-sentence"]:
             qs = [json.loads(line)["text"] for line in open(faq / "queries.jsonl", encoding="utf-8")]
             qs = random.Random(0).sample(qs, min(args.speed_queries, len(qs)))
