@@ -213,6 +213,7 @@ EXPECTED: dict[str, list[str]] = {
     "tamis.distributed": [
         "RayConfig",
         "RayPairScorer",
+        "RayWorkers",
         "index_distributed",
     ],
     "tamis.testing": [
