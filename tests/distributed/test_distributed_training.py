@@ -109,5 +109,5 @@ def test_cli_train_with_ray_scores_and_mines_on_the_actors(ray_cluster, tmp_path
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert calls["documents"] == 49 and calls["pairs"] == out["teacher_pairs_computed"] > 0
-    cached = [json.loads(line) for f in (tmp_path / "cache" / "teacher-scores").glob("*.jsonl") for line in open(f)]
+    cached = [json.loads(line) for f in (tmp_path / "cache" / "teacher-scores").glob("*.jsonl") for line in f.read_text().splitlines()]
     assert sum(len(rec["k"]) for rec in cached) == calls["pairs"]
