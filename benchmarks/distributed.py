@@ -51,12 +51,12 @@ def in_process(data: Path, store: Path, threads: int) -> float:
     return rep.documents / (time.perf_counter() - t0)
 
 
-def on_ray(data: Path, store: Path, actors: int) -> float:
+def on_ray(data: Path, store: Path, actors: int, block: int = 256) -> float:
     from tamis.distributed import RayConfig, index_distributed
 
     t0 = time.perf_counter()
     rep = index_distributed(data, "wn", path=store, backend="torch", device="cpu",
-                            config=RayConfig(num_actors=actors, num_cpus_per_actor=1, batch_size=256))
+                            config=RayConfig(num_actors=actors, num_cpus_per_actor=1, batch_size=block))
     assert rep.encoded == rep.chunks
     return rep.documents / (time.perf_counter() - t0)
 
@@ -77,16 +77,16 @@ def throughput(args: argparse.Namespace) -> None:
     for r in range(args.rounds):
         for name in runs:
             store = tmp / f"{name.replace(' ', '-')}-{r}"
-            rate = on_ray(data, store, int(name[4])) if name.startswith("ray") else in_process(data, store, int(name[11]))
+            rate = on_ray(data, store, int(name[4]), args.block) if name.startswith("ray") else in_process(data, store, int(name[11]))
             runs[name].append(rate)
             print(f"round {r}: {name}: {rate:,.0f} docs/s", flush=True)
     best = {k: max(v) for k, v in runs.items()}
-    out = {"n": args.n, "machine": machine(), "load": os.getloadavg(), "runs": runs, "best": best}
+    out = {"n": args.n, "block": args.block, "machine": machine(), "load": os.getloadavg(), "runs": runs, "best": best}
     for t, (ip, ry) in {1: names[:2], 2: names[2:]}.items():
         if ip in best:
             out[f"overhead_{t}"] = 1 - best[ry] / best[ip]
     print(json.dumps(out, indent=1))
-    save_json("distributed_throughput" + (f"_{args.threads}" if args.threads else ""), out)
+    save_json("distributed_throughput" + (f"_{args.threads}" if args.threads else "") + f"_b{args.block}", out)
 
 
 MEMORY_SCRIPT = """
@@ -177,6 +177,7 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--n", type=int, default=20_000)
     t.add_argument("--rounds", type=int, default=2)
+    t.add_argument("--block", type=int, default=256, help="documents per block sent to an actor (RayConfig.batch_size)")
     t.add_argument("--threads", type=int, choices=(1, 2), help="only the in-process/Ray pair at this many threads/actors")
     m = sub.add_parser("memory")
     m.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000, 200_000])
