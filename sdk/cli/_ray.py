@@ -28,7 +28,7 @@ RayOpt = Annotated[
     ),
 ]
 ActorsOpt = Annotated[int, typer.Option("--actors", help="With --ray: encoder actors (one model each; one per GPU).")]
-RayBatchOpt = Annotated[int, typer.Option("--ray-batch-size", help="With --ray: documents per block sent to an actor.")]
+RayBatchOpt = Annotated[int, typer.Option("--ray-batch-size", help="With --ray: documents per block sent to an actor (bigger blocks pad less).")]
 
 
 def ray_config(address: str, *, actors: int, batch_size: int) -> Any:

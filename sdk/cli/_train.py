@@ -103,7 +103,7 @@ def train_reranker_cmd(
     device: DeviceOpt = "auto",
     ray: RayOpt = None,
     actors: ActorsOpt = 1,
-    ray_batch_size: RayBatchOpt = 256,
+    ray_batch_size: RayBatchOpt = 1024,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -175,7 +175,7 @@ def train_cmd(
     device: DeviceOpt = "auto",
     ray: RayOpt = None,
     actors: ActorsOpt = 1,
-    ray_batch_size: RayBatchOpt = 256,
+    ray_batch_size: RayBatchOpt = 1024,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
