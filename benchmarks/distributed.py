@@ -8,8 +8,10 @@ throughput: WordNet documents (a JSONL file) into Qdrant Edge, the torch backend
     MiniLM, in interleaved rounds: in-process `Collection.index` with torch on 1 thread vs Ray with 1
     actor (1 CPU), and on 2 threads vs 2 actors (1 CPU each), ``ray.init(num_cpus=2)``. Each run
     includes loading the model (the actors load theirs) and, for Ray, the validation pass.
-memory: peak RSS of the driver (a fresh process per size) for 50k/100k/200k synthetic documents,
-    the fake encoder (384-d, no model: the driver's memory is the question, not the encoder's), into Edge.
+memory: the driver's RSS and USS sampled every 0.5 s (a fresh process per run) for 50k/100k/200k synthetic
+    documents, the fake encoder (384-d, no model: the driver's memory is the question, not the encoder's),
+    into Edge, or into an Edge store that drops the points after checking them (``discard``: the
+    pipeline's memory without the store's).
 upsert: points/s of Qdrant Edge and qdrant-client's local mode (path), 384-d, batches of 512.
 """
 
@@ -49,12 +51,12 @@ def in_process(data: Path, store: Path, threads: int) -> float:
     return rep.documents / (time.perf_counter() - t0)
 
 
-def on_ray(data: Path, store: Path, actors: int) -> float:
+def on_ray(data: Path, store: Path, actors: int, block: int = 256) -> float:
     from tamis.distributed import RayConfig, index_distributed
 
     t0 = time.perf_counter()
     rep = index_distributed(data, "wn", path=store, backend="torch", device="cpu",
-                            config=RayConfig(num_actors=actors, num_cpus_per_actor=1, batch_size=256))
+                            config=RayConfig(num_actors=actors, num_cpus_per_actor=1, batch_size=block))
     assert rep.encoded == rep.chunks
     return rep.documents / (time.perf_counter() - t0)
 
@@ -62,57 +64,83 @@ def on_ray(data: Path, store: Path, actors: int) -> float:
 def throughput(args: argparse.Namespace) -> None:
     import ray
 
+    # Ray starts its workers at niceness 15 (its `worker_niceness` default), the in-process peer runs at 0:
+    # on a shared machine the actors would then lose the cores to any niced neighbour. Equal resources
+    # means equal priority.
+    os.environ["RAY_worker_niceness"] = "0"  # read by the raylet ray.init starts
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     tmp = Path(tempfile.mkdtemp(prefix="tamis-dist-"))
     data = wordnet_jsonl(args.n, tmp / "wn.jsonl")
-    runs: dict[str, list[float]] = {k: [] for k in ("in-process 1 thread", "ray 1 actor", "in-process 2 threads", "ray 2 actors")}
+    names = ("in-process 1 thread", "ray 1 actor", "in-process 2 threads", "ray 2 actors")
+    # --threads 1 (or 2) runs only that pair, so that one lock hold stays under ~10 minutes
+    runs: dict[str, list[float]] = {k: [] for k in names if args.threads is None or f" {args.threads} " in k}
     for r in range(args.rounds):
         for name in runs:
             store = tmp / f"{name.replace(' ', '-')}-{r}"
-            rate = on_ray(data, store, int(name[4])) if name.startswith("ray") else in_process(data, store, int(name[11]))
+            rate = on_ray(data, store, int(name[4]), args.block) if name.startswith("ray") else in_process(data, store, int(name[11]))
             runs[name].append(rate)
             print(f"round {r}: {name}: {rate:,.0f} docs/s", flush=True)
     best = {k: max(v) for k, v in runs.items()}
-    out = {
-        "n": args.n, "machine": machine(), "load": os.getloadavg(), "runs": runs, "best": best,
-        "overhead_1": 1 - best["ray 1 actor"] / best["in-process 1 thread"],
-        "overhead_2": 1 - best["ray 2 actors"] / best["in-process 2 threads"],
-    }
+    out = {"n": args.n, "block": args.block, "machine": machine(), "load": os.getloadavg(), "runs": runs, "best": best}
+    for t, (ip, ry) in {1: names[:2], 2: names[2:]}.items():
+        if ip in best:
+            out[f"overhead_{t}"] = 1 - best[ry] / best[ip]
     print(json.dumps(out, indent=1))
-    save_json("distributed_throughput", out)
+    save_json("distributed_throughput" + (f"_{args.threads}" if args.threads else "") + f"_b{args.block}", out)
 
 
 MEMORY_SCRIPT = """
-import json, resource, sys, time
-import ray
+import json, os, sys, threading, time
+os.environ["RAY_worker_niceness"] = "0"  # the workers at the driver's priority (Ray's default nices them by 15)
+import psutil, ray
+from tamis import FakeEncoder, load_jsonl, open_collection, registry
 from tamis.distributed import RayConfig, index_distributed
-from tamis import load_jsonl, open_collection, FakeEncoder
-mode, data, store = sys.argv[1:4]
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+mode, sink, data, store = sys.argv[1:5]
+me = psutil.Process()
+samples = []  # (seconds, rss MB, uss MB) every half second: the driver's memory over the run
+stop = threading.Event()
 t0 = time.perf_counter()
+def sample():
+    while not stop.is_set():
+        m = me.memory_full_info()
+        samples.append((round(time.perf_counter() - t0, 1), m.rss / 2**20, m.uss / 2**20))
+        stop.wait(0.5)
+threading.Thread(target=sample, daemon=True).start()
+Edge = registry.load(registry.STORES, "edge")
+class Discard(Edge):  # every check of an upsert, then the points are dropped: the pipeline's memory alone
+    def _upsert(self, target, ids, matrix, payloads, **kw):
+        pass
+st = Discard(store) if sink == "discard" else Edge(store)
 if mode == "ray":
-    rep = index_distributed(data, "m", path=store, model="fake:384", config=RayConfig(num_actors=2, batch_size=512))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    rep = index_distributed(data, "m", store=st, model="fake:384", config=RayConfig(num_actors=2, batch_size=512))
 else:
-    with open_collection("m", path=store, encoder=FakeEncoder(384), create=True) as col:
+    with open_collection("m", store=st, encoder=FakeEncoder(384), create=True) as col:
         rep = col.index(load_jsonl(data))
-print(json.dumps({"points": rep.points, "seconds": time.perf_counter() - t0,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+stop.set()
+st.close()
+q = [samples[int(f * (len(samples) - 1))] for f in (0.25, 0.5, 0.75, 1.0)]
+print(json.dumps({"documents": rep.documents, "seconds": round(time.perf_counter() - t0, 1),
+                  "peak_rss_mb": round(max(s[1] for s in samples)), "peak_uss_mb": round(max(s[2] for s in samples)),
+                  "uss_at_25_50_75_100pct_mb": [round(s[2]) for s in q]}))
 """
 
 
 def memory(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tamis-mem-"))
-    out: dict[str, dict[str, dict[str, float]]] = {"ray": {}, "in-process": {}}
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for n in args.sizes:
         data = tmp / f"syn-{n}.jsonl"
         with open(data, "w") as fh:
             for i in range(n):
                 fh.write(json.dumps({"_id": f"d{i}", "title": f"t{i % 97}", "text": f"document {i} " + "lorem ipsum " * 8}) + "\n")
-        for mode in ("ray", "in-process"):
-            res = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, mode, str(data), str(tmp / f"{mode}-{n}")],
+        for run in args.runs:  # e.g. ray:discard (the pipeline alone), ray:edge, in-process:edge
+            mode, sink = run.split(":")
+            res = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, mode, sink, str(data), str(tmp / f"{mode}-{sink}-{n}")],
                                  capture_output=True, text=True, check=True)
-            out[mode][str(n)] = json.loads(res.stdout.strip().splitlines()[-1])
-            print(n, mode, out[mode][str(n)], flush=True)
+            out.setdefault(run, {})[str(n)] = json.loads(res.stdout.strip().splitlines()[-1])
+            print(n, run, out[run][str(n)], f"load {os.getloadavg()[0]:.1f}", flush=True)
+        data.unlink()
     save_json("distributed_memory", {"machine": machine(), **out})
 
 
@@ -149,8 +177,12 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--n", type=int, default=20_000)
     t.add_argument("--rounds", type=int, default=2)
+    t.add_argument("--block", type=int, default=256, help="documents per block sent to an actor (RayConfig.batch_size)")
+    t.add_argument("--threads", type=int, choices=(1, 2), help="only the in-process/Ray pair at this many threads/actors")
     m = sub.add_parser("memory")
     m.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000, 200_000])
+    m.add_argument("--runs", nargs="+", default=["ray:discard", "ray:edge", "in-process:edge"],
+                   help="MODE:SINK, MODE ray | in-process, SINK edge | discard (an Edge store that drops the points)")
     u = sub.add_parser("upsert")
     u.add_argument("--n", type=int, default=20_000)
     args = ap.parse_args()

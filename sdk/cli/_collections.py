@@ -71,7 +71,7 @@ def index(
     hybrid: HybridOpt = False,
     ray: RayOpt = None,
     actors: ActorsOpt = 1,
-    ray_batch_size: RayBatchOpt = 256,
+    ray_batch_size: RayBatchOpt = 1024,
 ) -> None:
     """Encode DATA and write it into a collection (idempotent; an interrupted run resumes)."""
     _setup_logging(verbose)

@@ -19,6 +19,7 @@ from tamis.cli._app import (
     app,
     out,
 )
+from tamis.cli._ray import ActorsOpt, RayBatchOpt, RayOpt, training_workers
 
 
 def _print_train_result(result: Any, json_out: bool) -> None:
@@ -100,6 +101,9 @@ def train_reranker_cmd(
     checkpoint_minutes: CheckpointMinutesOpt = None,
     group_by_length: GroupOpt = True,
     device: DeviceOpt = "auto",
+    ray: RayOpt = None,
+    actors: ActorsOpt = 1,
+    ray_batch_size: RayBatchOpt = 1024,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -116,7 +120,8 @@ def train_reranker_cmd(
             group_by_length=group_by_length,
         )
         with _stdout_for_json(json_out):
-            result = train_reranker(data, out_dir, cfg)
+            workers = training_workers(ray, actors=actors, batch_size=ray_batch_size)
+            result = train_reranker(data, out_dir, cfg, workers=workers)
     except TamisError as exc:
         _fail(exc)
         return
@@ -168,6 +173,9 @@ def train_cmd(
     checkpoint_minutes: CheckpointMinutesOpt = None,
     group_by_length: GroupOpt = True,
     device: DeviceOpt = "auto",
+    ray: RayOpt = None,
+    actors: ActorsOpt = 1,
+    ray_batch_size: RayBatchOpt = 1024,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -199,7 +207,8 @@ def train_cmd(
             precision=precision, checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, device=device, group_by_length=group_by_length,
         )
         with _stdout_for_json(json_out):
-            result = train_bi_encoder(data, out_dir, cfg)
+            workers = training_workers(ray, actors=actors, batch_size=ray_batch_size)
+            result = train_bi_encoder(data, out_dir, cfg, workers=workers)
     except TamisError as exc:
         _fail(exc)
         return

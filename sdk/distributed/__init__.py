@@ -7,6 +7,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "RayConfig": "._config",
         "RayPairScorer": "._pairs",
+        "RayWorkers": "._training",
         "index_distributed": "._ingest",
     },
 )

@@ -116,7 +116,7 @@ class EncodeBlocks:
     def __init__(
         self, *, spec: ReadSpec, encoder: Any, fingerprint: str, device: str, backend: str, max_tokens: int,
         overlap: int, max_document_bytes: int, snapshot: Snapshot,
-        encode_batch_size: int, threads: int, sink: dict[str, Any] | None,
+        encode_batch_size: int, threads: int, sink: dict[str, Any] | None, bm25: dict[str, Any] | None = None,
     ) -> None:
         from tamis.encoders import load_encoder
 
@@ -138,10 +138,15 @@ class EncodeBlocks:
         self.snapshot, self.encode_batch_size = snapshot, encode_batch_size
         self.sink = sink
         self.store = None
-        if sink is not None:
+        if sink is not None:  # the driver's client options: timeout, retry policy, write ordering
             from tamis.collection import open_store
 
-            self.store, _ = open_store(url=sink["url"], api_key=sink.get("api_key"))
+            self.store, _ = open_store(url=sink["url"], api_key=sink.get("api_key"), options=sink.get("options"))
+        self.bm25 = None
+        if bm25 is not None:  # a hybrid collection: each chunk's BM25 vector, as `Collection.index` writes it
+            from tamis.stores import Bm25Encoder
+
+            self.bm25 = Bm25Encoder(bm25)
 
     def __call__(self, block: Any) -> dict[str, np.ndarray]:
         docs, _ = valid_documents(self.spec, block, max_document_bytes=self.max_document_bytes)
@@ -156,6 +161,8 @@ class EncodeBlocks:
                 self.enc.encode([text for _, text, _ in rows], kind="document", batch_size=self.encode_batch_size),
                 dtype=np.float32,
             )
+        texts = [text for _, text, _ in rows]
+        sparse = self.bm25.embed_documents(texts) if self.bm25 is not None and rows else [None] * len(rows)
         stats = json.dumps({
             "documents": counts.documents, "chunks": counts.chunks, "encoded": counts.encoded,
             "unchanged": counts.unchanged, "chunked": any(len(c) > 1 for _, c, _ in todo),
@@ -165,9 +172,12 @@ class EncodeBlocks:
 
             assert self.sink is not None
             if rows:
-                self.store.upsert(self.sink["collection"], [StorePoint(pid, vecs[j], p) for j, (pid, _, p) in enumerate(rows)])
+                self.store.upsert(self.sink["collection"],
+                                  [StorePoint(pid, vecs[j], p, sparse[j]) for j, (pid, _, p) in enumerate(rows)])
             return _rows([(STALE, s) for s in stale] + [(STATS, stats)], np.zeros((len(stale) + 1, 1), np.float32))
-        out = [(POINT, json.dumps([pid, p])) for pid, _, p in rows] + [(STALE, s) for s in stale] + [(STATS, stats)]
+        out = [(POINT, json.dumps([pid, p, None if sv is None else [sv.indices, sv.values]]))
+               for (pid, _, p), sv in zip(rows, sparse, strict=True)]
+        out += [(STALE, s) for s in stale] + [(STATS, stats)]
         pad = np.zeros((len(stale) + 1, self.enc.dim), dtype=np.float32)
         return _rows(out, np.concatenate([vecs, pad]))
 

@@ -25,6 +25,9 @@ class RayConfig(BaseModel):
         num_cpus_per_actor: CPUs each actor reserves; its torch threads on CPU.
         num_gpus_per_actor: GPUs each actor reserves; None: 1 when the cluster has GPUs, else 0.
         batch_size: documents per block handed to an actor (its chunks are encoded and written together).
+            The encoder sorts a block's texts by length before batching them (the in-process ingest sorts the
+            whole corpus), so bigger blocks pad less: 1,024 ran 18 % behind the in-process ingest on 1 CPU
+            where 256 ran 30 % behind (benchmarks/RESULTS.md).
         encode_batch_size: texts per forward pass inside an actor.
         max_buffered_bytes: object-store bytes the pipeline may hold ahead of the writer; when the
             store writes slower than the actors encode, they wait instead of buffering the corpus.
@@ -45,7 +48,7 @@ class RayConfig(BaseModel):
     num_actors: int = Field(1, ge=1)
     num_cpus_per_actor: float = Field(1.0, gt=0)
     num_gpus_per_actor: float | None = Field(None, ge=0)
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(1024, ge=1)
     encode_batch_size: int = Field(64, ge=1)
     max_buffered_bytes: int = Field(256 * 2**20, ge=2**20)
     max_tasks_in_flight_per_actor: int = Field(2, ge=1)

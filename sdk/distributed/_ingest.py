@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from tamis.distributed._blocks import POINT, STALE, STATS, EncodeBlocks, Snapsho
 from tamis.distributed._config import RayConfig, gpus_per_actor, limit_buffering, start_ray
 from tamis.distributed._read import read_dataset
 from tamis.encoders import Encoder
-from tamis.stores import StorePoint, VectorStore
+from tamis.stores import CollectionSettings, SparseVector, StorePoint, VectorStore
 
 __all__ = ["index_distributed"]
 
@@ -57,6 +57,9 @@ def index_distributed(
     direct_writes: bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     optimize: bool = True,
+    hybrid: bool = False,
+    settings: CollectionSettings | Mapping[str, Any] | None = None,
+    store_options: Mapping[str, Any] | None = None,
 ) -> IndexReport:
     """Index ``data`` into ``collection`` on a Ray cluster; the same contract as `Collection.index`.
 
@@ -78,6 +81,11 @@ def index_distributed(
             (``progress(chunks_written, documents)``).
         direct_writes: actors upsert into the store themselves; default: when ``url`` is a Qdrant
             server (concurrent writers); Edge and qdrant-client's local mode are written by this process.
+        hybrid, settings, store_options: as for `open_collection`: a new collection with BM25 sparse
+            vectors too (computed in the actors by the collection's `Bm25Encoder`), the
+            `CollectionSettings` it is created with (shards, replication, payload indexes, tenant
+            field, quantization...), the store's client options (``timeout``, ``retries``,
+            ``write_ordering``...), which actors writing to the server use as well.
 
     Example:
         >>> index_distributed("corpus.jsonl", "docs", config=RayConfig(num_actors=4))  # doctest: +SKIP
@@ -96,7 +104,8 @@ def index_distributed(
         limit_buffering(cfg)
         with open_collection(
             collection, path=path, url=url, api_key=api_key, store=store, model=model, encoder=encoder,
-            backend=backend, device=device, create=True,
+            backend=backend, device=device, create=True, hybrid=hybrid, settings=settings,
+            store_options=store_options,
         ) as col:
             ds, spec = read_dataset(
                 data, format=format, id_field=id_field, text_field=text_field, title_field=title_field,
@@ -118,7 +127,8 @@ def index_distributed(
             gpus = gpus_per_actor(cfg)
             actor_device = device if device != "auto" else ("cuda" if gpus > 0 else "cpu")
             model_arg: Any = encoder if encoder is not None else (model or manifest["model"].get("source"))
-            sink = {"url": url, "api_key": api_key, "collection": col.physical} if direct else None
+            sink = {"url": url, "api_key": api_key, "collection": col.physical, "options": dict(store_options or {})} if direct else None
+            bm25 = col.bm25.settings if col.hybrid else None  # the collection's BM25, as `Collection.index` uses it
             encoded = ds.map_batches(
                 EncodeBlocks, batch_size=cfg.batch_size, batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(
@@ -130,6 +140,7 @@ def index_distributed(
                     backend=backend, max_tokens=max_tokens, overlap=chunk_overlap,
                     max_document_bytes=max_document_bytes, snapshot=snapshot,
                     encode_batch_size=cfg.encode_batch_size, threads=int(cfg.num_cpus_per_actor), sink=sink,
+                    bm25=bm25,
                 ),
             )
             stale: list[str] = []
@@ -140,8 +151,9 @@ def index_distributed(
                 points: list[StorePoint] = []
                 for kind, value, vec in zip(batch["kind"], batch["value"], batch["vector"], strict=True):
                     if kind == POINT:
-                        pid, payload = json.loads(value)
-                        points.append(StorePoint(pid, np.asarray(vec, dtype=np.float32), payload))
+                        pid, payload, sparse = json.loads(value)
+                        points.append(StorePoint(pid, np.asarray(vec, dtype=np.float32), payload,
+                                                 None if sparse is None else SparseVector(*map(tuple, sparse))))
                     elif kind == STALE:
                         stale.append(str(value))
                     elif kind == STATS:

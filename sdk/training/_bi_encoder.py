@@ -25,6 +25,7 @@ from tamis.training._recipes import examples, student_loss
 from tamis.training._teacher_check import check_teacher
 from tamis.training._teacher_kinds import load_teacher
 from tamis.training._trainer import batch_sampler, cache_folder, eval_mode, fit, load_bi_encoder
+from tamis.training._workers import MinerRef, Workers, mining_model, offload_teacher
 
 __all__ = ["train_bi_encoder"]
 
@@ -33,6 +34,8 @@ def train_bi_encoder(
     data: str | os.PathLike[str] | TrainingData,
     out: str | os.PathLike[str],
     config: TrainConfig | None = None,
+    *,
+    workers: Workers | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Fine-tune a sentence-transformers bi-encoder on a BEIR folder's train split.
@@ -63,6 +66,8 @@ def train_bi_encoder(
         data: a BEIR folder (or `TrainingData` of its train split).
         out: the model folder to write (absent, empty, or an older tamis model).
         config: a `TrainConfig`; or pass its fields as keyword arguments.
+        workers: where the teacher scoring (a cross-encoder's) and the corpus encoding for mining
+            run, e.g. ``tamis.distributed.RayWorkers(RayConfig(num_actors=4))``; None: in this process.
 
     Example:
         >>> train_bi_encoder("./scifact", "./student", method="distill", teacher="./teacher")  # doctest: +SKIP
@@ -82,6 +87,7 @@ def train_bi_encoder(
             max_seq_length=cfg.max_seq_length, cosine_temperature=cfg.teacher_cosine_temperature,
             api_key=os.environ.get("TAMIS_TEACHER_API_KEY"), progress=cfg.progress,
         )
+        offload_teacher(teacher, workers)
     lf = None
     if cfg.labels:
         td = train_split(data, max_queries=cfg.max_train_queries, seed=cfg.seed)
@@ -97,6 +103,7 @@ def train_bi_encoder(
     torch.manual_seed(cfg.seed)
     enc = load_bi_encoder(cfg.base, device, cfg.max_seq_length)
     model = enc.model
+    miner = mining_model(model, MinerRef(cfg.base, cfg.max_seq_length, enc.fingerprint), workers)
     dim = enc.dim
     if cfg.matryoshka_dims and max(cfg.matryoshka_dims) > dim:
         raise ConfigError(f"matryoshka_dims {list(cfg.matryoshka_dims)} go beyond the model's dimension {dim}")
@@ -110,11 +117,11 @@ def train_bi_encoder(
     if lf is not None:
         from tamis.training._label_free import label_free_examples
 
-        ds, n_examples = label_free_examples(model, lf, teacher, cfg)
+        ds, n_examples = label_free_examples(miner, lf, teacher, cfg)
     else:
         if cfg.method in ("contrastive", "distill", "contrastive+distill"):
             mined = mine_candidates(
-                model, td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
+                miner, td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
                 cache_folder=cache / "embeddings" / enc.fingerprint,
             )
         ds, n_examples = examples(td, mined, teacher, cfg)

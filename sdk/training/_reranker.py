@@ -24,6 +24,7 @@ from tamis.training._data import (
 )
 from tamis.training._output import TrainResult, check_output, model_meta, save_model_folder
 from tamis.training._trainer import cache_folder, fit, load_bi_encoder
+from tamis.training._workers import MinerRef, Workers, mining_model
 
 __all__ = ["train_reranker"]
 
@@ -32,6 +33,8 @@ def train_reranker(
     data: str | os.PathLike[str] | TrainingData,
     out: str | os.PathLike[str],
     config: RerankerConfig | None = None,
+    *,
+    workers: Workers | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train a cross-encoder (the teacher) on the train qrels of a BEIR folder.
@@ -46,6 +49,7 @@ def train_reranker(
         data: a BEIR folder (or `TrainingData`).
         out: the model folder to write (absent, empty, or an older tamis model).
         config: a `RerankerConfig`; or pass its fields as keyword arguments.
+        workers: where the miner's corpus encoding runs (``tamis.distributed.RayWorkers``); None: here.
 
     Example:
         >>> train_reranker("./scifact", "./teacher", epochs=1)      # doctest: +SKIP
@@ -64,7 +68,7 @@ def train_reranker(
     device = resolve_device(cfg.device)
     miner = load_bi_encoder(cfg.miner, device, cfg.max_seq_length)
     mined = mine_candidates(
-        miner.model, td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
+        mining_model(miner.model, MinerRef(cfg.miner, cfg.max_seq_length, miner.fingerprint), workers), td, depth=cfg.mining_depth, batch_size=cfg.encode_batch_size,
         cache_folder=cache_folder(cfg) / "embeddings" / miner.fingerprint,
     )
     del miner

@@ -3,7 +3,8 @@
 It speaks the REST calls the qdrant-client store makes, parsing every request body with
 qdrant-client's own request models and answering from a qdrant-client local-mode collection, so the
 driver and the actors write to it concurrently over HTTP as they would to a Qdrant server. It
-records which process sent each upsert (through the connection's owner), to prove who wrote.
+records which process sent each upsert (through the connection's owner), to prove who wrote, and
+every write request (method, path and query, body, sender).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class FakeQdrant:
         self.lock = threading.Lock()
         self.upserts_by_pid: dict[int, int] = {}
         self.errors: list[str] = []
+        #: every request: (method, path with its query string, body, pid of the sender)
+        self.requests: list[tuple[str, str, Any, int]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +46,8 @@ class FakeQdrant:
                 body = json.loads(self.rfile.read(n) or b"null")
                 try:
                     with fake.lock:
+                        if self.command in ("PUT", "POST", "PATCH"):
+                            fake.requests.append((self.command, self.path, body, fake._who(self.client_address[1])))
                         result = fake.route(self.command, self.path.split("?")[0], body, self.client_address[1])
                     code, out = 200, {"result": result, "status": "ok", "time": 0.0}
                     if self.path == "/":  # the version check reads the root's fields unwrapped

@@ -266,16 +266,22 @@ def test_cli_index_with_ray(ray_cluster, tmp_path, monkeypatch, capsys):
 
     write_jsonl(tmp_path / "c.jsonl", corpus(30))
     base = ["index", str(tmp_path / "c.jsonl"), "-c", "docs", "--model", "fake:32", "--json", "--actors", "2"]
-    monkeypatch.setattr(sys, "argv", ["tamis", *base, "--path", str(tmp_path / "a"), "--ray"])
+    monkeypatch.setattr(sys, "argv", ["tamis", *base, "--path", str(tmp_path / "a"), "--index-field", "metadata.lang:keyword",
+                                      "--set", "hnsw_m=8", "--ray"])
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["documents"], report["encoded"], report["points"]) == (30, 30, 30)
+    with tamis.open_collection("docs", path=tmp_path / "a") as col:  # the settings options, as in process
+        kept = col.manifest["settings"]
+        assert kept["hnsw_m"] == 8 and [i["key"] for i in kept["payload_indexes"]] == ["metadata.lang"]
     runner = CliRunner()
+    res = runner.invoke(app, [*base, "--path", str(tmp_path / "a"), "--ray", "local", "--timeout", "5"])
+    assert res.exit_code != 0 and "--encoder-url" in res.output and "tamis --timeout" in res.output
     res = runner.invoke(app, [*base, "--path", str(tmp_path / "a"), "--ray", ray_cluster])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["unchanged"] == 30
+    assert json.loads(res.stdout[res.stdout.index("{"):])["unchanged"] == 30  # (Ray may log a line before it)
     res = runner.invoke(app, ["index", str(tmp_path / "c.jsonl"), "-c", "docs", "--path", str(tmp_path / "b"),
                               "--model", "fake:32", "--json"])
     assert res.exit_code == 0, res.output
@@ -308,3 +314,55 @@ def test_actors_write_to_a_qdrant_server_directly(ray_cluster, tmp_path):
     assert rep.points == len(want) and got.keys() == want.keys()
     for pid, (payload, vec) in want.items():
         assert got[pid][0] == payload and np.allclose(got[pid][1], vec, atol=1e-6)
+
+
+def test_hybrid_on_ray_equals_the_in_process_hybrid_ingest(ray_cluster, tmp_path):
+    """``hybrid=True``: the actors compute each chunk's BM25 vector with the collection's `Bm25Encoder`;
+    the sparse (and hybrid) searches rank and score as on the in-process hybrid collection."""
+    write_jsonl(tmp_path / "c.jsonl", corpus(40, long_every=20))
+    rep = index_distributed(tmp_path / "c.jsonl", "docs", path=tmp_path / "r", model="fake:32", hybrid=True,
+                            config=RayConfig(num_actors=1, batch_size=10))
+    with tamis.open_collection("docs", path=tmp_path / "a", encoder=FakeEncoder(dim=32), create=True, hybrid=True) as col:
+        col.index(tamis.load_jsonl(tmp_path / "c.jsonl"))
+    assert rep.points == len(points(tmp_path / "a")) and points(tmp_path / "r").keys() == points(tmp_path / "a").keys()
+    found = {}
+    for where in ("r", "a"):
+        with tamis.open_collection("docs", path=tmp_path / where, encoder=FakeEncoder(dim=32)) as col:
+            assert col.hybrid
+            # tie-proof: equal fused ranks come back in the engine's order, so each list is compared sorted
+            found[where] = [sorted(((h.id, h.chunk, round(h.sparse_score if mode == "sparse" else h.score, 5))
+                                    for h in col.search(q, k=8, mode=mode)), key=lambda t: (-t[2], t[0]))
+                            for q in ("topic 3 word", "filler7 filler8", "document 11") for mode in ("sparse", "hybrid")]
+    assert found["r"] == found["a"] and all(found["r"])
+
+
+def test_collection_settings_and_client_options_reach_the_server_and_the_actors(ray_cluster, tmp_path):
+    """``settings=`` (shards, replication, payload indexes, tenant field) are applied when the driver creates
+    the collection, as the in-process ingest does; the actors' own client has the driver's options
+    (``write_ordering`` is on every upsert they send)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _fake_qdrant import FakeQdrant
+
+    from tamis.stores import CollectionSettings
+
+    write_jsonl(tmp_path / "c.jsonl", corpus(30))
+    settings = CollectionSettings(shard_number=2, replication_factor=2, write_consistency_factor=1,
+                                  payload_indexes=["metadata.lang:keyword"], tenant_field="metadata.tenant")
+    server = FakeQdrant()
+    try:
+        rep = index_distributed(tmp_path / "c.jsonl", "docs", url=server.url, model="fake:32", settings=settings,
+                                store_options={"write_ordering": "strong", "timeout": 7, "retries": 2},
+                                config=RayConfig(num_actors=1, batch_size=10))
+        assert server.errors == [] and rep.points == 30
+        created = [b for m, p, b, _ in server.requests if m == "PUT" and p.split("?")[0] == "/collections/docs__v1"]
+        assert len(created) == 1
+        assert (created[0]["shard_number"], created[0]["replication_factor"], created[0]["write_consistency_factor"]) == (2, 2, 1)
+        indexed = {b["field_name"]: b["field_schema"] for m, p, b, _ in server.requests if p.startswith("/collections/docs__v1/index")}
+        assert {"metadata.lang", "metadata.tenant"} <= set(indexed)
+        assert indexed["metadata.tenant"]["is_tenant"] is True
+        upserts = [(p, pid) for m, p, _, pid in server.requests if m == "PUT" and p.startswith("/collections/docs__v1/points")]
+        assert upserts and all("ordering=strong" in p and pid != os.getpid() for p, pid in upserts)
+        with tamis.open_collection("docs", url=server.url) as col:
+            assert col.manifest["settings"]["shard_number"] == 2  # kept in the manifest, as in process
+    finally:
+        server.close()

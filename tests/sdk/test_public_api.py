@@ -214,6 +214,7 @@ EXPECTED: dict[str, list[str]] = {
     "tamis.distributed": [
         "RayConfig",
         "RayPairScorer",
+        "RayWorkers",
         "index_distributed",
     ],
     "tamis.testing": [
