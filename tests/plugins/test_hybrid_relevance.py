@@ -94,6 +94,24 @@ def test_formula_query_returns_exactly_the_hits_with_relevance_at_least_tau(cali
     assert any(not hits for hits in got) or tau < 0.5  # "nothing relevant" is an answer
 
 
+def test_hit_components_read_from_the_windows_equal_the_stores_join(calibrated):
+    col, _, test, _ = calibrated
+    texts = list(test.values())[:10]
+    # k above the prefetches' union: every candidate comes back (ties at a cut would be the engine's order)
+    reused = col.search_batch(texts, k=100, relevance_filter=False)  # unfiltered: from the windows
+    joined = col.search_batch(texts, k=100, relevance_filter=False, filter={"id": [f"d{i}" for i in range(160)]})
+    bare = col.search_batch(texts, k=100, relevance_filter=False, components=False)
+    for r, j, b in zip(reused, joined, bare, strict=True):
+        assert {h.id: h.relevance for h in r} == {h.id: h.relevance for h in j} == {h.id: h.relevance for h in b}
+        by_id = {h.id: h for h in j}
+        for x in r:
+            y = by_id[x.id]
+            assert (math.isnan(x.score) and math.isnan(y.score)) or x.score == pytest.approx(y.score, abs=1e-6)
+            assert x.sparse_score == (None if y.sparse_score is None else pytest.approx(y.sparse_score, abs=1e-5))
+        assert any(not math.isnan(h.score) for h in r) and any(h.sparse_score is not None for h in r)
+        assert all(math.isnan(h.score) and h.sparse_score is None for h in b)
+
+
 def test_calibrated_hybrid_options_and_plain_fusions(calibrated):
     col, adapter, test, qrels = calibrated
     text = next(iter(test.values()))
