@@ -133,7 +133,7 @@ def metrics(ids, qrels, scored, taus) -> tuple[dict, dict]:
 def check_engine(store, qv, qsparse, h: HybridCalibrationData, r: np.ndarray, hybrid: HybridAdapter, n: int = 200):
     """Formula queries (score_threshold = τ) against the relevance computed here: mismatching documents."""
     tau = hybrid.threshold
-    formulas = hybrid.formulas(h.dense_window[:n], h.sparse_window[:n], h.dense_floor[:n])
+    formulas = hybrid.formulas(h.dense_window[:n], h.sparse_window[:n], h.dense_floor[:n], h.sparse_floor[:n])
     qs = [HybridQuery(dense=qv[i], sparse=qsparse[i], fusion="formula", prefetch=K, formula=formulas[i],
                       score_threshold=float(np.nextafter(np.float32(tau), np.float32(-1)))) for i in range(min(n, len(qv)))]
     got = store.query_hybrid("c", qs, k=2 * K)

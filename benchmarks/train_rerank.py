@@ -49,10 +49,10 @@ def combined(n_man: int, n_wn: int, wn_extra_docs: int, seed: int = 0) -> Traini
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--man-queries", type=int, default=1200)
-    ap.add_argument("--wordnet-queries", type=int, default=1200)
-    ap.add_argument("--wordnet-docs", type=int, default=6000, help="random WordNet documents besides the judged ones")
-    ap.add_argument("--max-minutes", type=float, default=14.0)
+    ap.add_argument("--man-queries", type=int, default=800)
+    ap.add_argument("--wordnet-queries", type=int, default=800)
+    ap.add_argument("--wordnet-docs", type=int, default=1500, help="random WordNet documents besides the judged ones")
+    ap.add_argument("--max-minutes", type=float, default=12.0)
     ap.add_argument("--out", type=Path, default=MODEL)
     args = ap.parse_args()
     td = combined(args.man_queries, args.wordnet_queries, args.wordnet_docs)

@@ -6,7 +6,8 @@ reaches τ, best first, each with ``score`` (cosine), ``sparse_score`` (BM25) an
 
 1. the *windows*: each query's top-K documents by cosine and by BM25 (unfiltered, as in training):
    the top ``window`` scores of each are features, the K-th cosine is the value a document outside
-   the dense prefetch takes;
+   the dense prefetch takes, the K-th BM25 score (0 when fewer than K documents share a term) the
+   value a document outside the BM25 prefetch takes;
 2. the adapter turns them into the per-query constants (a, w, b) of a `tamis.stores.RelevanceFormula`;
 3. the real query is one engine formula query over the two prefetches (top-K by cosine, top-K by BM25,
    K as in training), with ``score_threshold = τ``: the store returns exactly the documents with
@@ -74,8 +75,13 @@ class HybridRelevanceFilter:
         tau = self.adapter.tau(opts["min_relevance"]) if opts.get("min_relevance") is not None else self.threshold
         dense, sparse = self.windows(request, search)
         w = self.adapter.config.window
+        k = self.adapter.config.candidates
         floor = np.array([hits[-1].score if hits else np.nan for hits in dense], dtype=np.float64)
-        formulas = self.adapter.formulas(_padded(dense, w, "score"), _padded(sparse, w, "sparse_score"), floor)
+        # the K-th BM25 score when K documents share a query term, else 0 (as in training)
+        sfloor = np.array([float(hits[k - 1].sparse_score or 0.0) if len(hits) >= k else 0.0 for hits in sparse])
+        formulas = self.adapter.formulas(
+            _padded(dense, w, "score"), _padded(sparse, w, "sparse_score"), floor, sfloor,
+        )
         given = request.score_thresholds or [None] * len(formulas)
         if opts.get("relevance_filter", True):
             thresholds = [tau if t is None else max(tau, float(t)) for t in given]
