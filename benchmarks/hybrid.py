@@ -13,7 +13,7 @@ dense Cosine Adapter. The calibrated hybrid is checked against the engine: its f
 (``score_threshold = τ``) must return exactly the documents whose relevance computed here is >= τ.
 python-faq has test qrels only: 5-fold cross-validation (train + threshold on 4 folds).
 ``--rerank DIR`` adds "+ rerank": the cross-encoder DIR (benchmarks/train_rerank.py) re-scores the
-calibrated hybrid's top 30, Platt-scaled and cut at τ as the ``rerank`` stage does (benchmarks/_rerank_eval.py).
+calibrated hybrid's top 20, Platt-scaled and cut at τ as the ``rerank`` stage does (benchmarks/_rerank_eval.py).
 
 Timing (``--timing``, run under ``flock /work/bench.lock``): store query latency p50/p99 of a dense
 query, a hybrid RRF query and the calibrated hybrid (window + formula query) on the same collection,
@@ -55,7 +55,10 @@ from tamis.evaluation import average_precision, ir_metrics, plot_pr_curves, pr_c
 from tamis.stores import Bm25Encoder, HybridQuery  # noqa: E402
 
 #: labelled queries the cross-encoder's Platt scaling and τ are fitted on (at most)
-MAX_RERANK_FIT = 200
+MAX_RERANK_FIT = 100
+#: test queries re-scored (the first ones of the test split; python-faq: all, out of fold), and the top N
+MAX_RERANK_TEST = 100
+RERANK_TOP_N = 20
 
 
 def subset(rank: dict[str, list], rows) -> dict[str, list]:
@@ -156,14 +159,19 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
         built = time.perf_counter() - t0
         rank = run_modes(store, qv, qsparse)
         pos = {q: i for i, q in enumerate(qids)}
-        rr = None if rerank_model is None else Reranker(rerank_model, {d.id: d.embed_text for d in docs}, width=K)
+        rr = None if rerank_model is None else Reranker(
+            rerank_model, {d.id: d.embed_text for d in docs}, top_n=RERANK_TOP_N, width=K)
 
-        def rerank(fit_ids, test_ids, fit_scored, scored, taus):  # the "+ rerank" column, in place
+        def rerank(fit_ids, test_ids, fit_scored, scored, taus):
+            """The "+ rerank" column on the first `MAX_RERANK_TEST` test queries, and the calibrated hybrid on
+            the same ones (scored["_rr"]); Platt and τ on the first `MAX_RERANK_FIT` ``fit_ids``."""
+            n = min(len(test_ids), MAX_RERANK_TEST)
             fit_ids, fit_docs = fit_ids[:MAX_RERANK_FIT], fit_scored["calibrated hybrid"][2][:MAX_RERANK_FIT]
+            s, y, d = scored["calibrated hybrid"]
             col, tau, _ = rr.column((fit_ids, [queries[q] for q in fit_ids], fit_docs),
-                                    (test_ids, [queries[q] for q in test_ids], scored["calibrated hybrid"][2]),
-                                    qrels, TARGET_RECALL)
-            scored["+ rerank"], taus["+ rerank"] = col, tau
+                                    (test_ids[:n], [queries[q] for q in test_ids[:n]], d[:n]), qrels, TARGET_RECALL)
+            scored["_rr"] = (test_ids[:n], {"calibrated hybrid": (s[:n], y[:n], d[:n]), "+ rerank": col})
+            taus["+ rerank"] = tau
 
         fp = "bench-minilm"
         if name == "python-faq":
@@ -187,12 +195,20 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
                     fit = [pos[q] for q in rest]
                     fit_scored, _, _ = scored_runs(rest, qv[fit], subset(rank, fit), qrels, hybrid, dense)
                     rerank(rest, test, fit_scored, scored, taus_all[-1])
-                for m, (s, y, d) in scored.items():  # out-of-fold scores, pooled (thresholds are per fold)
+                for m, value in scored.items():  # out-of-fold scores, pooled (thresholds are per fold)
+                    if m == "_rr":  # every test query of the fold (fewer than MAX_RERANK_TEST): pooled per method
+                        for rm, run in scored["_rr"][1].items():
+                            prev = scored_all.get(f"_rr {rm}")
+                            scored_all[f"_rr {rm}"] = run if prev is None else (
+                                np.vstack([prev[0], run[0]]), np.vstack([prev[1], run[1]]), prev[2] + run[2])
+                        continue
+                    s, y, d = value
                     prev = scored_all.get(m)
                     scored_all[m] = (s, y, d) if prev is None else (np.vstack([prev[0], s]), np.vstack([prev[1], y]), prev[2] + d)
                 scored_all.setdefault("_ids", []).extend(test)
             test_ids = scored_all.pop("_ids")
             taus = {m: float(np.median([t[m] for t in taus_all])) for m in taus_all[0]}
+            rr_scored = (test_ids, {m: scored_all.pop(f"_rr {m}") for m in ("calibrated hybrid", "+ rerank")}) if rr else None
             table, curves = metrics(test_ids, qrels, scored_all, taus)
             check = {k: sum(c[k] for c in checks) for k in checks[0]}
             hybrid_info = {"tau_per_fold": [t["calibrated hybrid"] for t in taus_all]}
@@ -212,14 +228,18 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
                 dv_scored, _, _ = scored_runs(split_ids["dev"], qv[part["dev"]], subset(rank, part["dev"]), qrels, hybrid,
                                               dense)
                 rerank(split_ids["dev"], split_ids["test"], dv_scored, scored, taus)
+            rr_scored = scored.pop("_rr", None)
             table, curves = metrics(split_ids["test"], qrels, scored, taus)
             hybrid_info = {"training": hybrid.extra["training"]}
         store.close()
     png = plot_pr_curves(curves, OUT / f"hybrid-{name}-pr.png", title=f"{name}: pooled PR (top-{K}, judged recall)")
     out = {"dataset": name, "docs": len(docs), "queries": len(qids), "build_seconds": built, "table": table,
            "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
-    if rr is not None:
-        out["rerank"] = {"model": str(rerank_model), "top_n": rr.top_n, "pairs_scored": rr.pairs_scored}
+    if rr is not None:  # side by side on the same test queries (all of python-faq's, the first ones elsewhere)
+        rr_ids, rr_runs = rr_scored
+        rr_table, _ = metrics(rr_ids, qrels, rr_runs, taus)
+        out["rerank"] = {"model": str(rerank_model), "top_n": rr.top_n, "pairs_scored": rr.pairs_scored,
+                         "test_queries": len(rr_ids), "table": rr_table}
     return out
 
 
