@@ -90,6 +90,8 @@ def _requests(q: HybridQuery, *, k: int, filter: Any, params: SearchParams, with
         limit=k, prefetches=prefetches, query=fused, filter=filter, score_threshold=q.score_threshold,
         with_payload=with_payload, with_vector=False,
     )
+    if not q.components:
+        return [main]
     sides = [
         _qe.QueryRequest(limit=n, query=side, filter=filter, params=sp, with_payload=False, with_vector=False)
         for side in (dense, sparse)

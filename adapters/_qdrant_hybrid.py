@@ -82,6 +82,8 @@ def _requests(
         prefetch=prefetch, query=fused, limit=k, filter=filter, score_threshold=q.score_threshold,
         with_payload=with_payload,
     )
+    if not q.components:
+        return [main]
     sides = [
         models.QueryRequest(query=dense, limit=n, filter=filter, params=params, with_payload=False),
         models.QueryRequest(query=sparse, using=SPARSE_NAME, limit=n, filter=filter, params=params, with_payload=False),

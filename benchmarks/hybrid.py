@@ -12,6 +12,8 @@ calibrated hybrid (its τ), a global threshold on the RRF score, a global cosine
 dense Cosine Adapter. The calibrated hybrid is checked against the engine: its formula query
 (``score_threshold = τ``) must return exactly the documents whose relevance computed here is >= τ.
 python-faq has test qrels only: 5-fold cross-validation (train + threshold on 4 folds).
+``--rerank DIR`` adds "+ rerank": the cross-encoder DIR (benchmarks/train_rerank.py) re-scores the
+calibrated hybrid's top 20, Platt-scaled and cut at τ as the ``rerank`` stage does (benchmarks/_rerank_eval.py).
 
 Timing (``--timing``, run under ``flock /work/bench.lock``): store query latency p50/p99 of a dense
 query, a hybrid RRF query and the calibrated hybrid (window + formula query) on the same collection,
@@ -35,8 +37,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DATA, OUT, machine, save_json  # noqa: E402
-from _encode_cache import load_encoder_fast  # noqa: E402
+from _common import OUT, machine, save_json  # noqa: E402
+from _hybrid_data import FOLDERS, TARGET_RECALL, K, build, encoded, run_modes, splits  # noqa: E402
+from _hybrid_timing import latency, throughput  # noqa: E402
+from _rerank_eval import Reranker  # noqa: E402
 
 from tamis.calibration import (  # noqa: E402  # noqa: E402
     CalibrationData,
@@ -46,93 +50,15 @@ from tamis.calibration import (  # noqa: E402  # noqa: E402
     choose_threshold,
     metrics_at,
 )
-from tamis.data import load_beir, load_beir_queries, load_qrels  # noqa: E402
+from tamis.data import load_qrels  # noqa: E402
 from tamis.evaluation import average_precision, ir_metrics, plot_pr_curves, pr_curve  # noqa: E402
-from tamis.stores import Bm25Encoder, HybridQuery, StorePoint  # noqa: E402
+from tamis.stores import Bm25Encoder, HybridQuery  # noqa: E402
 
-K = 100
-TARGET_RECALL = 0.9
-MAX_TRAIN = 4000
-FOLDERS = {"python-faq": DATA / "python-faq", "wordnet-reverse-dictionary": DATA / "wordnet-reverse-dictionary",
-           "manpages": OUT / "manpages"}
-#: precomputed document vectors to reuse (benchmarks/out/<file>), checked against the encoder on a sample
-DOC_VECTORS = {"wordnet-reverse-dictionary": "wordnet-docs-minilm.npz"}
-
-
-def encoded(name: str, enc=None):
-    """(docs, queries, doc vectors, query ids, query vectors), cached in benchmarks/out/hybrid-<name>.npz."""
-    folder = FOLDERS[name]
-    docs = list(load_beir(folder))
-    queries = load_beir_queries(folder)
-    wanted = {q for ids in splits(name).values() for q in ids}
-    qids = sorted(q for q in queries if q in wanted)
-    cache = OUT / f"hybrid-{name}.npz"
-    if cache.exists():
-        z = np.load(cache)
-        if len(z["docs"]) == len(docs) and len(z["queries"]) == len(qids):
-            return docs, queries, z["docs"], qids, z["queries"]
-    enc = enc or load_encoder_fast()
-    reuse = OUT / DOC_VECTORS.get(name, "-")
-    if reuse.is_file() and len(np.load(reuse)["docs"]) == len(docs):
-        # document vectors encoded by the same code path (load_encoder_fast, load_beir's order and
-        # embed_text) in another benchmark; checked here on a sample before use
-        dv = np.load(reuse)["docs"]
-        sample = np.random.default_rng(0).choice(len(docs), 32, replace=False)
-        mine = enc.encode([docs[i].embed_text for i in sample], kind="document", batch_size=32)
-        agree = float(np.min(np.sum(mine * dv[sample], axis=1)))
-        if agree < 0.999:
-            raise SystemExit(f"{reuse} does not match this encoder (min cosine {agree:.4f}); delete it")
-    else:
-        dv = enc.encode([d.embed_text for d in docs], kind="document", batch_size=128)
-    qv = enc.encode([queries[q] for q in qids], kind="query", batch_size=128)
-    OUT.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, docs=dv, queries=qv)
-    return docs, queries, dv, qids, qv
-
-
-def splits(name: str) -> dict[str, list[str]]:
-    """The judged query ids of each split (train cut to `MAX_TRAIN` queries, in file order)."""
-    folder = FOLDERS[name]
-    out = {}
-    for split in ("train", "dev", "test"):
-        if (folder / "qrels" / f"{split}.tsv").is_file():
-            out[split] = list(load_qrels(folder, split))
-    if "train" in out:
-        out["train"] = out["train"][:MAX_TRAIN]
-    return out
-
-
-def build(path: Path, docs, dv, *, sparse: bool = True):
-    from tamis.adapters.qdrant_edge import EdgeStore
-
-    store = EdgeStore(path)
-    store.create_collection("c", dim=dv.shape[1], metadata={}, sparse=sparse)
-    bm25 = Bm25Encoder()
-    for at in range(0, len(docs), 1000):
-        part = docs[at : at + 1000]
-        sv = bm25.embed_documents([d.embed_text for d in part]) if sparse else [None] * len(part)
-        store.upsert("c", [StorePoint(_pid(at + j), dv[at + j], {"doc_id": d.id}, sparse=sv[j]) for j, d in enumerate(part)])
-    store.optimize("c")
-    return store
-
-
-def _pid(i: int) -> str:
-    import uuid
-
-    return str(uuid.UUID(int=i + 1))
-
-
-def run_modes(store, qv, qsparse, *, batch: int = 128):
-    """{method: per-query [(doc id, score)] top-K} for dense, bm25, rrf, dbsf (one engine batch per chunk)."""
-    out: dict[str, list] = {m: [] for m in ("dense", "bm25", "rrf", "dbsf")}
-    spec = {"dense": ("dense", "rrf"), "bm25": ("sparse", "rrf"), "rrf": ("hybrid", "rrf"), "dbsf": ("hybrid", "dbsf")}
-    for at in range(0, len(qv), batch):
-        for m, (mode, fusion) in spec.items():
-            qs = [HybridQuery(dense=qv[i], sparse=qsparse[i], mode=mode, fusion=fusion, prefetch=K)
-                  for i in range(at, min(at + batch, len(qv)))]
-            res = store.query_hybrid("c", qs, k=K)
-            out[m].extend([(p.payload["doc_id"], p.score) for p in hits] for hits in res)
-    return out
+#: labelled queries the cross-encoder's Platt scaling and τ are fitted on (at most)
+MAX_RERANK_FIT = 100
+#: test queries re-scored (the first ones of the test split; python-faq: all, out of fold), and the top N
+MAX_RERANK_TEST = 100
+RERANK_TOP_N = 20
 
 
 def subset(rank: dict[str, list], rows) -> dict[str, list]:
@@ -210,7 +136,7 @@ def metrics(ids, qrels, scored, taus) -> tuple[dict, dict]:
 def check_engine(store, qv, qsparse, h: HybridCalibrationData, r: np.ndarray, hybrid: HybridAdapter, n: int = 200):
     """Formula queries (score_threshold = τ) against the relevance computed here: mismatching documents."""
     tau = hybrid.threshold
-    formulas = hybrid.formulas(h.dense_window[:n], h.sparse_window[:n], h.dense_floor[:n])
+    formulas = hybrid.formulas(h.dense_window[:n], h.sparse_window[:n], h.dense_floor[:n], h.sparse_floor[:n])
     qs = [HybridQuery(dense=qv[i], sparse=qsparse[i], fusion="formula", prefetch=K, formula=formulas[i],
                       score_threshold=float(np.nextafter(np.float32(tau), np.float32(-1)))) for i in range(min(n, len(qv)))]
     got = store.query_hybrid("c", qs, k=2 * K)
@@ -223,7 +149,7 @@ def check_engine(store, qv, qsparse, h: HybridCalibrationData, r: np.ndarray, hy
     return {"queries": len(got), "mismatches": bad, "returned": sum(len(g) for g in got)}
 
 
-def quality(name: str) -> dict:
+def quality(name: str, rerank_model: Path | None = None) -> dict:
     folder = FOLDERS[name]
     docs, queries, dv, qids, qv = encoded(name)
     qsparse = Bm25Encoder().embed_queries([queries[q] for q in qids])
@@ -233,6 +159,20 @@ def quality(name: str) -> dict:
         built = time.perf_counter() - t0
         rank = run_modes(store, qv, qsparse)
         pos = {q: i for i, q in enumerate(qids)}
+        rr = None if rerank_model is None else Reranker(
+            rerank_model, {d.id: d.embed_text for d in docs}, top_n=RERANK_TOP_N, width=K)
+
+        def rerank(fit_ids, test_ids, fit_scored, scored, taus):
+            """The "+ rerank" column on the first `MAX_RERANK_TEST` test queries, and the calibrated hybrid on
+            the same ones (scored["_rr"]); Platt and τ on the first `MAX_RERANK_FIT` ``fit_ids``."""
+            n = min(len(test_ids), MAX_RERANK_TEST)
+            fit_ids, fit_docs = fit_ids[:MAX_RERANK_FIT], fit_scored["calibrated hybrid"][2][:MAX_RERANK_FIT]
+            s, y, d = scored["calibrated hybrid"]
+            col, tau, _ = rr.column((fit_ids, [queries[q] for q in fit_ids], fit_docs),
+                                    (test_ids[:n], [queries[q] for q in test_ids[:n]], d[:n]), qrels, TARGET_RECALL)
+            scored["_rr"] = (test_ids[:n], {"calibrated hybrid": (s[:n], y[:n], d[:n]), "+ rerank": col})
+            taus["+ rerank"] = tau
+
         fp = "bench-minilm"
         if name == "python-faq":
             qrels = load_qrels(folder, "test")
@@ -251,12 +191,24 @@ def quality(name: str) -> dict:
                 checks.append(check_engine(store, qv[part["test"]], [qsparse[i] for i in part["test"]], h, r, hybrid))
                 taus_all.append({"calibrated hybrid": hybrid.threshold, "dense adapter": dense.threshold,
                                  "dense": cos_tau, "rrf": rrf_tau})
-                for m, (s, y, d) in scored.items():  # out-of-fold scores, pooled (thresholds are per fold)
+                if rr is not None:  # Platt and τ of the cross-encoder on this fold's train + dev queries
+                    fit = [pos[q] for q in rest]
+                    fit_scored, _, _ = scored_runs(rest, qv[fit], subset(rank, fit), qrels, hybrid, dense)
+                    rerank(rest, test, fit_scored, scored, taus_all[-1])
+                for m, value in scored.items():  # out-of-fold scores, pooled (thresholds are per fold)
+                    if m == "_rr":  # every test query of the fold (fewer than MAX_RERANK_TEST): pooled per method
+                        for rm, run in scored["_rr"][1].items():
+                            prev = scored_all.get(f"_rr {rm}")
+                            scored_all[f"_rr {rm}"] = run if prev is None else (
+                                np.vstack([prev[0], run[0]]), np.vstack([prev[1], run[1]]), prev[2] + run[2])
+                        continue
+                    s, y, d = value
                     prev = scored_all.get(m)
                     scored_all[m] = (s, y, d) if prev is None else (np.vstack([prev[0], s]), np.vstack([prev[1], y]), prev[2] + d)
                 scored_all.setdefault("_ids", []).extend(test)
             test_ids = scored_all.pop("_ids")
             taus = {m: float(np.median([t[m] for t in taus_all])) for m in taus_all[0]}
+            rr_scored = (test_ids, {m: scored_all.pop(f"_rr {m}") for m in ("calibrated hybrid", "+ rerank")}) if rr else None
             table, curves = metrics(test_ids, qrels, scored_all, taus)
             check = {k: sum(c[k] for c in checks) for k in checks[0]}
             hybrid_info = {"tau_per_fold": [t["calibrated hybrid"] for t in taus_all]}
@@ -272,67 +224,23 @@ def quality(name: str) -> dict:
             scored, h, r = scored_runs(split_ids["test"], qv[part["test"]], subset(rank, part["test"]), qrels, hybrid, dense)
             check = check_engine(store, qv[part["test"]], [qsparse[i] for i in part["test"]], h, r, hybrid)
             taus = {"calibrated hybrid": hybrid.threshold, "dense adapter": dense.threshold, "dense": cos_tau, "rrf": rrf_tau}
+            if rr is not None:
+                dv_scored, _, _ = scored_runs(split_ids["dev"], qv[part["dev"]], subset(rank, part["dev"]), qrels, hybrid,
+                                              dense)
+                rerank(split_ids["dev"], split_ids["test"], dv_scored, scored, taus)
+            rr_scored = scored.pop("_rr", None)
             table, curves = metrics(split_ids["test"], qrels, scored, taus)
             hybrid_info = {"training": hybrid.extra["training"]}
         store.close()
     png = plot_pr_curves(curves, OUT / f"hybrid-{name}-pr.png", title=f"{name}: pooled PR (top-{K}, judged recall)")
-    return {"dataset": name, "docs": len(docs), "queries": len(qids), "build_seconds": built, "table": table,
-            "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
-
-
-def latency(name: str, rounds: int = 3, n: int = 100) -> dict:
-    """Store query latency: dense vs hybrid RRF vs the calibrated hybrid (window + formula), interleaved."""
-    docs, queries, dv, qids, qv = encoded(name)
-    qsparse = Bm25Encoder().embed_queries([queries[q] for q in qids])
-    qv, qsparse = qv[:n], qsparse[:n]
-    with tempfile.TemporaryDirectory() as tmp:
-        store = build(Path(tmp), docs, dv)
-        rank = run_modes(store, qv[:50], qsparse[:50])
-        h = HybridCalibrationData.from_rankings(qids[:50], qv[:50], rank["dense"], rank["bm25"], {q: {} for q in qids})
-        from tamis.stores import RelevanceFormula
-
-        f = RelevanceFormula(a=5.0, w=0.5, b=-3.0, dense_default=float(np.nanmean(h.dense_floor)))
-        times: dict[str, list[float]] = {"dense": [], "hybrid rrf": [], "calibrated hybrid": []}
-        for _ in range(rounds):
-            for i in range(n):
-                t = time.perf_counter()
-                store.search("c", qv[i], k=10)
-                times["dense"].append(time.perf_counter() - t)
-                t = time.perf_counter()
-                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], prefetch=K)], k=10)
-                times["hybrid rrf"].append(time.perf_counter() - t)
-                t = time.perf_counter()  # what the hybrid_relevance stage sends: two window queries, one formula query
-                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], mode="dense")], k=K)
-                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], mode="sparse")], k=10)
-                store.query_hybrid("c", [HybridQuery(dense=qv[i], sparse=qsparse[i], fusion="formula", formula=f,
-                                                     prefetch=K, score_threshold=0.5)], k=10)
-                times["calibrated hybrid"].append(time.perf_counter() - t)
-        store.close()
-    out = {m: {"p50_ms": 1000 * float(np.percentile(v, 50)), "p99_ms": 1000 * float(np.percentile(v, 99))} for m, v in times.items()}
-    for m in ("hybrid rrf", "calibrated hybrid"):
-        out[m]["p50_ratio"] = out[m]["p50_ms"] / out["dense"]["p50_ms"]
-        out[m]["p99_ratio"] = out[m]["p99_ms"] / out["dense"]["p99_ms"]
-    return {"dataset": name, "docs": len(docs), "queries_per_round": n, "rounds": rounds, **out}
-
-
-def throughput(name: str, n_docs: int = 1000, rounds: int = 2) -> dict:
-    """`Collection.index` (MiniLM) docs/s with and without BM25 sparse vectors, interleaved rounds."""
-    from tamis import open_collection
-
-    docs = list(load_beir(FOLDERS[name]))[:n_docs]
-    enc = load_encoder_fast()
-    rates: dict[str, list[float]] = {"dense": [], "hybrid": []}
-    for r in range(rounds):
-        for kind in (("dense", "hybrid") if r % 2 == 0 else ("hybrid", "dense")):
-            with tempfile.TemporaryDirectory() as tmp, open_collection(
-                "t", path=tmp, encoder=enc, create=True, hybrid=kind == "hybrid"
-            ) as col:
-                t = time.perf_counter()
-                col.index(docs)
-                rates[kind].append(n_docs / (time.perf_counter() - t))
-    d, h = float(np.median(rates["dense"])), float(np.median(rates["hybrid"]))
-    return {"dataset": name, "docs": n_docs, "rounds": rounds, "dense_docs_per_s": d, "hybrid_docs_per_s": h,
-            "ratio": h / d, "all": rates}
+    out = {"dataset": name, "docs": len(docs), "queries": len(qids), "build_seconds": built, "table": table,
+           "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
+    if rr is not None:  # side by side on the same test queries (all of python-faq's, the first ones elsewhere)
+        rr_ids, rr_runs = rr_scored
+        rr_table, _ = metrics(rr_ids, qrels, rr_runs, taus)
+        out["rerank"] = {"model": str(rerank_model), "top_n": rr.top_n, "pairs_scored": rr.pairs_scored,
+                         "test_queries": len(rr_ids), "table": rr_table}
+    return out
 
 
 def main() -> None:
@@ -340,6 +248,8 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(FOLDERS))
     ap.add_argument("--timing", action="store_true", help="latency and index throughput (run under flock)")
     ap.add_argument("--docs", type=int, default=1000, help="--timing: documents per index-throughput run")
+    ap.add_argument("--rerank", type=Path, default=None, help="a cross-encoder folder: add the '+ rerank' column")
+    ap.add_argument("--no-throughput", action="store_true", help="--timing: query latency only")
     args = ap.parse_args()
     import os
 
@@ -349,13 +259,14 @@ def main() -> None:
         if args.timing:  # each part printed as soon as it is measured
             res = latency(name)
             print(json.dumps(res, indent=1, default=str), flush=True)
-            res["throughput"] = throughput(name, n_docs=args.docs)
-            print(json.dumps(res["throughput"], indent=1, default=str), flush=True)
+            if not args.no_throughput:
+                res["throughput"] = throughput(name, n_docs=args.docs)
+                print(json.dumps(res["throughput"], indent=1, default=str), flush=True)
         else:
-            res = quality(name)
+            res = quality(name, args.rerank)
             print(json.dumps(res, indent=1, default=str), flush=True)
         report["results"].append(res)
-    save_json("hybrid-timing.json" if args.timing else f"hybrid-{'-'.join(args.datasets)}.json", report)
+    save_json(f"hybrid-timing-{'-'.join(args.datasets)}.json" if args.timing else f"hybrid-{'-'.join(args.datasets)}.json", report)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 ``c`` is the cosine, ``s`` the BM25 score (IDF by the engine); a document outside one side's top-K
 prefetch takes that side's default, exactly as the engine's formula query does: for the cosine the
 query's own K-th cosine (an upper bound of every cosine outside its dense top-K; the mean over the
-training queries, ``dense_default``, when unknown), for BM25 0. ``a``, ``w``, ``b`` are the outputs
+training queries, ``dense_default``, when unknown), for BM25 the query's K-th BM25 score when its BM25
+prefetch is full, else 0 (``HybridConfig.sparse_default``). ``a``, ``w``, ``b`` are the outputs
 of a small MLP (softplus on ``a`` and ``w``) over features of BOTH score lists: the score-list
 features of the query's top-``window`` cosines and of its top-``window`` ln(1 + BM25) scores.
 
@@ -90,30 +91,41 @@ class HybridAdapter:
         f = np.asarray(dense_floor, dtype=np.float64)
         return np.where(np.isnan(f), self.dense_default, f)
 
-    def formulas(self, dense_window: np.ndarray, sparse_window: np.ndarray, dense_floor: np.ndarray | None = None) -> list[Any]:
+    def sparse_floors(self, sparse_floor: np.ndarray | None, n: int) -> np.ndarray:
+        """Each query's BM25 default: its ``sparse_floor`` (see `HybridConfig.sparse_default`), 0 where unknown."""
+        if sparse_floor is None or self.config.sparse_default == "zero":
+            return np.zeros(n)
+        return np.maximum(np.nan_to_num(np.asarray(sparse_floor, dtype=np.float64), nan=0.0), 0.0)
+
+    def formulas(
+        self, dense_window: np.ndarray, sparse_window: np.ndarray, dense_floor: np.ndarray | None = None,
+        sparse_floor: np.ndarray | None = None,
+    ) -> list[Any]:
         """One `tamis.stores.RelevanceFormula` per query: what the engine computes."""
         from tamis.stores import RelevanceFormula
 
         a, w, b = self.params(dense_window, sparse_window)
-        floors = self.floors(dense_floor, len(a))
+        floors, sfloors = self.floors(dense_floor, len(a)), self.sparse_floors(sparse_floor, len(a))
         return [
-            RelevanceFormula(a=float(ai), w=float(wi), b=float(bi), dense_default=float(fi), sparse_default=0.0)
-            for ai, wi, bi, fi in zip(a, w, b, floors, strict=True)
+            RelevanceFormula(a=float(ai), w=float(wi), b=float(bi), dense_default=float(fi), sparse_default=float(si))
+            for ai, wi, bi, fi, si in zip(a, w, b, floors, sfloors, strict=True)
         ]
 
     def relevance(
         self, dense: np.ndarray, sparse: np.ndarray, dense_window: np.ndarray, sparse_window: np.ndarray,
-        dense_floor: np.ndarray | None = None,
+        dense_floor: np.ndarray | None = None, sparse_floor: np.ndarray | None = None,
     ) -> np.ndarray:
         """r for (n, M) cosines and BM25 scores (NaN: outside that side's prefetch, the default applies)."""
         a, w, b = self.params(dense_window, sparse_window)
         c = np.where(np.isnan(dense), self.floors(dense_floor, len(a))[:, None], dense)
-        s = np.log1p(np.maximum(np.nan_to_num(np.asarray(sparse, np.float64), nan=0.0), 0.0))
+        sparse = np.asarray(sparse, np.float64)
+        s = np.log1p(np.maximum(np.where(np.isnan(sparse), self.sparse_floors(sparse_floor, len(a))[:, None], sparse), 0.0))
         return sigmoid(a[:, None] * c + w[:, None] * s + b[:, None])
 
     def predict(self, data: HybridCalibrationData) -> np.ndarray:
         """`relevance` of every candidate of ``data`` (NaN for padding)."""
-        r = self.relevance(data.dense, data.sparse, data.dense_window, data.sparse_window, data.dense_floor)
+        r = self.relevance(data.dense, data.sparse, data.dense_window, data.sparse_window, data.dense_floor,
+                           data.sparse_floor)
         return np.where(data.mask, r, np.nan)
 
     def tau(self, threshold: float | None = None) -> float:
@@ -183,8 +195,10 @@ class HybridAdapter:
                 raise CalibrationError("the hybrid adapter's weights do not match their checksum; re-run calibration")
             from safetensors.numpy import load
 
+            config = dict(data["config"])
+            config.setdefault("sparse_default", "zero")  # stored before the option: trained with 0
             return cls(
-                HybridConfig(**data["config"]), load(blob), fingerprint=str(data["fingerprint"]), dim=int(data["dim"]),
+                HybridConfig(**config), load(blob), fingerprint=str(data["fingerprint"]), dim=int(data["dim"]),
                 dense_default=float(data["dense_default"]), threshold=data.get("threshold"),
                 threshold_report=data.get("threshold_report"), extra=data.get("extra"),
             )

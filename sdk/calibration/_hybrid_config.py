@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,6 +23,11 @@ class HybridConfig(BaseModel):
     """Size of each side's score list the features are computed from."""
     candidates: int = Field(100, ge=2, le=10000)
     """K: each side's prefetch, in training and in the formula query."""
+    sparse_default: Literal["floor", "zero"] = "floor"
+    """The BM25 score of a document outside the BM25 prefetch: ``"floor"``, the query's K-th BM25 score
+    when its prefetch is full (an upper bound of every score outside it; 0 when fewer than K documents
+    share a query term: then every other one has 0), as the cosine takes the K-th cosine; ``"zero"``: 0
+    (adapters stored before this option existed)."""
     hidden: int = Field(32, ge=1, le=4096)
     """Width of the MLP's hidden layer."""
     epochs: int = Field(80, ge=1)

@@ -40,6 +40,8 @@ class HybridCalibrationData:
         doc_ids: the candidates' document ids.
         relevant: (n,) relevant documents per query in the qrels.
         dense_floor: (n,) the K-th cosine of each query (the lowest its dense prefetch holds).
+        sparse_floor: (n,) the K-th BM25 score of each query when its BM25 prefetch is full, else 0
+            (then no document outside it shares a query term); None: unknown (0 is used).
     """
 
     query_ids: list[str]
@@ -52,6 +54,7 @@ class HybridCalibrationData:
     doc_ids: list[list[str]]
     relevant: np.ndarray
     dense_floor: np.ndarray
+    sparse_floor: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -74,7 +77,7 @@ class HybridCalibrationData:
         return HybridCalibrationData(
             [self.query_ids[i] for i in idx], self.query_vectors[idx], self.dense[idx], self.sparse[idx],
             self.labels[idx], self.dense_window[idx], self.sparse_window[idx], [self.doc_ids[i] for i in idx],
-            self.relevant[idx], self.dense_floor[idx],
+            self.relevant[idx], self.dense_floor[idx], None if self.sparse_floor is None else self.sparse_floor[idx],
         )
 
     @classmethod
@@ -87,8 +90,12 @@ class HybridCalibrationData:
         qrels: Mapping[str, Mapping[str, int]],
         *,
         window: int = 10,
+        k: int | None = None,
     ) -> HybridCalibrationData:
-        """From each query's dense and BM25 rankings (its top-K of each, best first) and the qrels."""
+        """From each query's dense and BM25 rankings (its top-K of each, best first) and the qrels.
+
+        ``k``: K, the prefetch the rankings were cut at (None: the longest dense ranking's length); a
+        BM25 ranking of K documents is full, and its K-th score is the query's ``sparse_floor``."""
         if not (len(query_ids) == len(dense) == len(sparse) == len(query_vectors)):
             raise DataError(
                 f"{len(query_ids)} queries, {len(query_vectors)} vectors, {len(dense)} dense and "
@@ -104,6 +111,8 @@ class HybridCalibrationData:
         labels = np.zeros((n, m))
         dw, sw = np.full((n, window), np.nan), np.full((n, window), np.nan)
         floor, relevant, doc_ids = np.full(n, np.nan), np.zeros(n), []
+        full = k if k is not None else max((len(x) for x in dense), default=0)
+        sfloor = np.zeros(n)
         for r, (qid, ids, d, s) in enumerate(rows):
             judged = qrels.get(qid, {})
             for j, doc in enumerate(ids):
@@ -115,9 +124,12 @@ class HybridCalibrationData:
             dw[r, : len(dvals)], sw[r, : len(svals)] = dvals, svals
             if dense[r]:
                 floor[r] = dense[r][-1][1]
+            if full and len(sparse[r]) >= full:
+                sfloor[r] = max(float(sparse[r][full - 1][1]), 0.0)
             relevant[r] = float(sum(1 for g in judged.values() if g > 0))
             doc_ids.append(ids)
-        return cls(list(query_ids), np.asarray(query_vectors, np.float32), dn, sp, labels, dw, sw, doc_ids, relevant, floor)
+        return cls(list(query_ids), np.asarray(query_vectors, np.float32), dn, sp, labels, dw, sw, doc_ids, relevant, floor,
+                   sfloor)
 
     @classmethod
     def from_collection(
@@ -144,4 +156,4 @@ class HybridCalibrationData:
             vecs.append(v)
             dense.extend([(h.id, h.score) for h in hits] for hits in d)
             sparse.extend([(h.id, float(h.sparse_score or 0.0)) for h in hits] for hits in s)
-        return cls.from_rankings(ids, np.concatenate(vecs), dense, sparse, qrels, window=window)
+        return cls.from_rankings(ids, np.concatenate(vecs), dense, sparse, qrels, window=window, k=k)

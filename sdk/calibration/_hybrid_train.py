@@ -53,7 +53,8 @@ def train_hybrid(
         x = (hybrid_features(data.dense_window, data.sparse_window) - mu) / sd
         floor = np.where(np.isnan(data.dense_floor), dense_default, data.dense_floor)
         c = np.where(np.isnan(data.dense), floor[:, None], data.dense)
-        s = np.log1p(np.maximum(np.nan_to_num(data.sparse, nan=0.0), 0.0))
+        sfloor = np.zeros(len(data)) if data.sparse_floor is None or cfg.sparse_default == "zero" else data.sparse_floor
+        s = np.log1p(np.maximum(np.where(np.isnan(data.sparse), np.nan_to_num(sfloor, nan=0.0)[:, None], data.sparse), 0.0))
         return tuple(torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
                      for v in (x, c, s, data.labels, data.mask.astype(np.float64)))
 

@@ -85,7 +85,10 @@ class CrossEncoderScorer:
         impl = self._load()
         if hasattr(impl, "rerank"):
             return np.asarray(impl.rerank(query, list(texts), raw_scores=True), dtype=np.float64)
-        out = impl.predict([(query, t) for t in texts], batch_size=self.batch_size, activation_fn=None,
+        import torch
+
+        # Identity: the raw logit (activation_fn=None would apply the model's default, a sigmoid)
+        out = impl.predict([(query, t) for t in texts], batch_size=self.batch_size, activation_fn=torch.nn.Identity(),
                            show_progress_bar=False, convert_to_numpy=True)
         return np.asarray(out, dtype=np.float64).reshape(-1)
 

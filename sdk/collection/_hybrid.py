@@ -104,7 +104,7 @@ def hybrid_store_search(
         HybridQuery(
             dense=request.vectors[i], sparse=request.sparse[i], mode=request.mode,  # type: ignore[arg-type]
             fusion="formula" if formulas[i] is not None else (request.fusion or "rrf"),  # type: ignore[arg-type]
-            rrf_k=request.rrf_k, prefetch=prefetch, formula=formulas[i],
+            rrf_k=request.rrf_k, prefetch=prefetch, formula=formulas[i], components=request.components,
             score_threshold=None if thresholds[i] is None else _inclusive(thresholds[i]),  # type: ignore[arg-type]
         )
         for i in range(n)

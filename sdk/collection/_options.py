@@ -33,6 +33,9 @@ class SearchOptions:
             formula (its ``relevance`` stage); ``fusion`` chooses plain ``"rrf"`` or ``"dbsf"`` there.
         fusion, rrf_k: the fusion of ``mode="hybrid"`` without a hybrid adapter: ``"rrf"`` (with ``rrf_k``)
             or ``"dbsf"``.
+        components: in ``mode="hybrid"``, give each hit both sides' scores (``score``: cosine,
+            ``sparse_score``: BM25); ``False`` skips them (NaN / None) for a faster query, one engine
+            request per query instead of three.
         stage_options: options of the collection's query-time stages, by name (a value of None is
             left out: the stage's default). The ``relevance`` stage of a calibrated collection takes
             ``relevance_filter`` (``False``: the plain top-``k``, with ``relevance`` still attached)
@@ -51,6 +54,7 @@ class SearchOptions:
     mode: str | None = None
     fusion: str | None = None
     rrf_k: int = 60
+    components: bool = True
     stage_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

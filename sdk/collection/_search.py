@@ -148,9 +148,10 @@ class Searching(HybridSide, Staging):
         ).replace(
             mode=resolve_mode(options.mode, manifest, self.name, sparse_given=sparse_vectors is not None),
             sparse=sparse_vectors, texts=None if query_texts is None else list(query_texts),
-            fusion=options.fusion, rrf_k=options.rrf_k,
+            fusion=options.fusion, rrf_k=options.rrf_k, components=bool(options.components),
         )
         chunked = bool(manifest.get("chunked"))
+        request = request.replace(chunked=chunked)
         search = store_search(
             self.store, self.physical, chunked=chunked, layout=manifest.get("payload"), defaults=query_defaults(manifest),
         )

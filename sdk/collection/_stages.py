@@ -100,6 +100,8 @@ class SearchRequest:
             how many candidates each side prefetches (None: max(k, 100)).
         formulas: one `tamis.stores.RelevanceFormula` per query for ``fusion="formula"``; the
             thresholds then apply to its value.
+        components: in ``mode="hybrid"``, whether the store joins each hit with both sides' scores.
+        chunked: whether the collection splits documents into chunks (a hit is its document's best chunk).
         texts: the query texts of a search by text (`Collection.search`, `search_batch`), for stages that
             read them (the ``rerank`` stage's cross-encoder); None for a search by vector.
     """
@@ -118,6 +120,8 @@ class SearchRequest:
     prefetch: int | None = None
     formulas: Sequence[Any] | None = None
     texts: Sequence[str] | None = None
+    components: bool = True
+    chunked: bool = False
 
     def replace(self, **changes: Any) -> SearchRequest:
         """A copy with ``changes`` (the same field names)."""

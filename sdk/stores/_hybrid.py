@@ -11,9 +11,12 @@ A hybrid collection (``create_collection(..., sparse=True)``) holds, per point, 
   ``$score[0]`` (cosine c) and ``$score[1]`` (BM25 s), with a default for a point missing from one
   prefetch; the query's ``score_threshold`` applies to r itself, in the engine.
 
-Each hit of a hybrid query carries ``dense_score`` and ``sparse_score``: the same batch holds the two
-prefetches once more, standalone and without payloads, and the hits are joined with them by id
-(a point missing from one gets that side's formula default, exactly what the formula saw).
+Each hit of a hybrid query carries ``dense_score`` and ``sparse_score`` when the query asks for them
+(``components=True``, the default): the same batch then holds the two prefetches once more, standalone
+and without payloads, and the hits are joined with them by id (None where a point is missing from one
+side; the formula used that side's default). ``components=False`` sends the fused request alone (one
+engine request per query: the fast path when the caller needs only the fused score, or already knows
+both sides' scores, as the ``hybrid_relevance`` stage does from its windows).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class HybridQuery:
     prefetch: int = 100
     formula: RelevanceFormula | None = None
     score_threshold: float | None = None
+    components: bool = True
 
     def replace(self, **changes: Any) -> HybridQuery:
         """A copy with ``changes``."""
@@ -220,7 +224,7 @@ def run_batch(
 ) -> list[list[FusedPoint]]:
     """The store-neutral part of a `query_hybrid` hook: ``build`` each query's engine requests (its main
     request, then for ``mode="hybrid"`` the two standalone prefetches), ``execute`` them all in one
-    engine call, join each main result with its prefetches' scores."""
+    engine call, join each main result with its prefetches' scores (none for ``components=False``)."""
     requests: list[Any] = []
     sizes: list[int] = []
     for q in queries:

@@ -164,6 +164,17 @@ class HybridTests(StoreFixtures):
                 assert (p.dense_score is None) == (p.id not in d_top)
                 assert p.sparse_score == s_top.get(p.id)
 
+    def test_components_false_is_the_same_fused_hits_without_side_scores(self, hybrid: Any) -> None:
+        store, _, _ = hybrid
+        dense, sparse = self._query("network printer driver", 3)
+        f = RelevanceFormula(a=3.0, w=1.5, b=-1.2, dense_default=-0.2)
+        for q in (HybridQuery(dense=dense, sparse=sparse, prefetch=12),
+                  HybridQuery(dense=dense, sparse=sparse, fusion="formula", formula=f, prefetch=12)):
+            full, bare = store.query_hybrid("h", [q, q.replace(components=False)], k=HN)  # all: no cut among ties
+            assert {p.id: round(p.score, 6) for p in bare} == {p.id: round(p.score, 6) for p in full}
+            assert all(p.dense_score is None and p.sparse_score is None for p in bare)
+            assert any(p.dense_score is not None for p in full) and any(p.sparse_score is not None for p in full)
+
     def test_batch_is_the_single_queries_and_filters_apply(self, hybrid: Any) -> None:
         store, points, _ = hybrid
         qs = []

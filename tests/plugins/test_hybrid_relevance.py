@@ -67,7 +67,7 @@ def client_side(col, adapter: HybridAdapter, texts: list[str]) -> list[dict[str,
         sw[0, : min(w, len(s))] = [h.sparse_score for h in s[:w]]
         r = adapter.relevance(
             np.array([[dmap.get(i, np.nan) for i in ids]]), np.array([[smap.get(i, np.nan) for i in ids]]), dw, sw,
-            np.array([d[-1].score]),
+            np.array([d[-1].score]), np.array([s[k - 1].sparse_score if len(s) >= k else 0.0]),
         )[0]
         out.append(dict(zip(ids, r.tolist(), strict=True)))
     return out
@@ -94,6 +94,24 @@ def test_formula_query_returns_exactly_the_hits_with_relevance_at_least_tau(cali
     assert any(not hits for hits in got) or tau < 0.5  # "nothing relevant" is an answer
 
 
+def test_hit_components_read_from_the_windows_equal_the_stores_join(calibrated):
+    col, _, test, _ = calibrated
+    texts = list(test.values())[:10]
+    # k above the prefetches' union: every candidate comes back (ties at a cut would be the engine's order)
+    reused = col.search_batch(texts, k=100, relevance_filter=False)  # unfiltered: from the windows
+    joined = col.search_batch(texts, k=100, relevance_filter=False, filter={"id": [f"d{i}" for i in range(160)]})
+    bare = col.search_batch(texts, k=100, relevance_filter=False, components=False)
+    for r, j, b in zip(reused, joined, bare, strict=True):
+        assert {h.id: h.relevance for h in r} == {h.id: h.relevance for h in j} == {h.id: h.relevance for h in b}
+        by_id = {h.id: h for h in j}
+        for x in r:
+            y = by_id[x.id]
+            assert (math.isnan(x.score) and math.isnan(y.score)) or x.score == pytest.approx(y.score, abs=1e-6)
+            assert x.sparse_score == (None if y.sparse_score is None else pytest.approx(y.sparse_score, abs=1e-5))
+        assert any(not math.isnan(h.score) for h in r) and any(h.sparse_score is not None for h in r)
+        assert all(math.isnan(h.score) and h.sparse_score is None for h in b)
+
+
 def test_calibrated_hybrid_options_and_plain_fusions(calibrated):
     col, adapter, test, qrels = calibrated
     text = next(iter(test.values()))
@@ -117,6 +135,19 @@ def test_hybrid_adapter_round_trip_and_refusals(calibrated, tmp_path):
     dw, sw = np.array([[0.9, 0.5, np.nan, np.nan, np.nan]]), np.array([[3.0, 1.0, 0.5, np.nan, np.nan]])
     np.testing.assert_allclose(again.params(dw, sw), adapter.params(dw, sw))
     assert again.threshold == adapter.threshold and again.formulas(dw, sw)[0].w >= 0
+    # a document outside the BM25 prefetch takes the K-th BM25 score when the prefetch is full, else 0
+    f = again.formulas(dw, sw, np.array([0.2]), np.array([1.7]))[0]
+    assert f.sparse_default == 1.7 and f.dense_default == 0.2
+    old = adapter.to_dict()
+    old["config"] = {k: v for k, v in old["config"].items() if k != "sparse_default"}  # stored before the option
+    assert HybridAdapter.from_dict(old).formulas(dw, sw, None, np.array([1.7]))[0].sparse_default == 0.0
+    from tamis.calibration import HybridCalibrationData
+
+    h = HybridCalibrationData.from_rankings(
+        ["full", "short"], np.zeros((2, 2)), [[("a", 0.9), ("b", 0.8)], [("a", 0.7), ("c", 0.1)]],
+        [[("b", 4.0), ("c", 2.5)], [("a", 3.0)]], {}, k=2,
+    )
+    assert h.sparse_floor.tolist() == [2.5, 0.0] and h.dense_floor.tolist() == [0.8, 0.1]
     from tamis._errors import CalibrationError, ModelMismatchError
 
     with pytest.raises(ModelMismatchError):
