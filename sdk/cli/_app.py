@@ -110,6 +110,23 @@ def _fail(exc: BaseException) -> None:
     raise typer.Exit(code=2)
 
 
+def _print_index_report(report: Any, collection: str, json_out: bool, how: str = "indexed", note: str = "") -> None:
+    """The end of `tamis index` (in process or on Ray): the report as JSON, or one line and the skips."""
+    if json_out:
+        import json
+
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    rate = report.encoded / report.seconds if report.seconds else 0.0
+    out.print(
+        f"[green]{how}[/]{note} {report.documents:,} documents ({report.chunks:,} chunks) into [bold]{collection}[/]: "
+        f"{report.encoded:,} encoded ({rate:,.0f}/s), {report.unchanged:,} unchanged, "
+        f"{report.points:,} points in all, {report.seconds:.1f}s"
+    )
+    if report.skipped:
+        out.print(f"[yellow]skipped[/] {sum(report.skipped.values()):,} invalid records: {report.skipped}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

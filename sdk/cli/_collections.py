@@ -27,6 +27,7 @@ from tamis.cli._app import (
     VerboseOpt,
     _fail,
     _open,
+    _print_index_report,
     _progress,
     _setup_logging,
     app,
@@ -102,17 +103,7 @@ def index(
     except TamisError as exc:
         _fail(exc)
         return
-    if json_out:
-        out.print_json(json.dumps(report.to_dict()))
-        return
-    rate = report.encoded / report.seconds if report.seconds else 0.0
-    out.print(
-        f"[green]indexed[/] {report.documents:,} documents ({report.chunks:,} chunks) into [bold]{collection}[/]: "
-        f"{report.encoded:,} encoded ({rate:,.0f}/s), {report.unchanged:,} unchanged, "
-        f"{report.points:,} points in all, {report.seconds:.1f}s"
-    )
-    if report.skipped:
-        out.print(f"[yellow]skipped[/] {sum(report.skipped.values()):,} invalid records: {report.skipped}")
+    _print_index_report(report, collection, json_out)
 
 
 # -- search ---------------------------------------------------------------------------------------

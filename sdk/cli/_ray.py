@@ -7,14 +7,13 @@ joins that cluster. The work itself is `tamis.distributed.index_distributed`, or
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tamis._errors import ConfigError, TamisError
-from tamis.cli._app import _fail, out
+from tamis.cli._app import _fail, _print_index_report
 from tamis.cli._qdrant_options import settings_from_cli, store_options
 
 #: what ``--ray`` without an address means: a local cluster (or $RAY_ADDRESS, which Ray reads itself)
@@ -75,14 +74,4 @@ def index_with_ray(
     except TamisError as exc:
         _fail(exc)
         return
-    if json_out:
-        out.print_json(json.dumps(report.to_dict()))
-        return
-    rate = report.encoded / report.seconds if report.seconds else 0.0
-    out.print(
-        f"[green]indexed on Ray[/] ({actors} actors) {report.documents:,} documents ({report.chunks:,} chunks) into "
-        f"[bold]{collection}[/]: {report.encoded:,} encoded ({rate:,.0f}/s), {report.unchanged:,} unchanged, "
-        f"{report.points:,} points in all, {report.seconds:.1f}s"
-    )
-    if report.skipped:
-        out.print(f"[yellow]skipped[/] {sum(report.skipped.values()):,} invalid records: {report.skipped}")
+    _print_index_report(report, collection, json_out, how="indexed on Ray", note=f" ({actors} actors)")

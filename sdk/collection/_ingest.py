@@ -116,17 +116,9 @@ class Indexing(CollectionBase):
         t0 = time.perf_counter()
         docs, skipped = validate(documents, on_invalid=on_invalid, max_document_bytes=max_document_bytes)
         report = IndexReport(skipped=dict(skipped))
-        if not docs:
-            raise DataError(
-                "no valid documents to index" + (f" (skipped: {dict(skipped)})" if skipped else "")
-                + "; check the input path and field names"
-            )
+        require_documents(docs, skipped)
         enc = self.encoder
-        max_tokens = max(8, enc.max_seq_length - 2)
-        if chunk_overlap is None:
-            prev = (self.manifest or {}).get("chunking") or {}
-            chunk_overlap = int(prev.get("overlap", min(32, max_tokens // 4)))
-        chunker = Chunker(enc.tokenizer, max_tokens=max_tokens, overlap=chunk_overlap)
+        chunker = self._chunker(enc, chunk_overlap)
         before = None if self.manifest is None else dict(self.manifest.get("ingest") or {})
         manifest = self._begin_ingest(enc, chunker)
 
@@ -190,6 +182,15 @@ class Indexing(CollectionBase):
         except Exception as exc:  # the run's own error is what the caller must see
             logger.warning("could not restore the ingest state of %r: %s", self.name, exc)
 
+    def _chunker(self, enc: Encoder, chunk_overlap: int | None) -> Chunker:
+        """The model's chunker: its max length less the two special tokens; the overlap given, else the
+        one this collection was indexed with, else a quarter of the length (at most 32 tokens)."""
+        max_tokens = max(8, enc.max_seq_length - 2)
+        if chunk_overlap is None:
+            prev = (self.manifest or {}).get("chunking") or {}
+            chunk_overlap = int(prev.get("overlap", min(32, max_tokens // 4)))
+        return Chunker(enc.tokenizer, max_tokens=max_tokens, overlap=chunk_overlap)
+
     def _begin_ingest(self, enc: Encoder, chunker: Chunker) -> dict[str, Any]:
         """Mark an ingest in progress, creating the collection (and its alias) on the first one."""
         if self.manifest is None:
@@ -218,6 +219,15 @@ class Indexing(CollectionBase):
         upgrade_payloads(self.store, self.physical, self.manifest)
         self._write_manifest()
         return self.manifest
+
+
+def require_documents(docs: list[Any], skipped: Mapping[str, int]) -> None:
+    """Raise `DataError` when validation left nothing to index (the skip counts say why)."""
+    if not docs:
+        raise DataError(
+            "no valid documents to index" + (f" (skipped: {dict(skipped)})" if skipped else "")
+            + "; check the input path and field names"
+        )
 
 
 def resolved_source(source: str | None) -> str | None:

@@ -22,8 +22,7 @@ import numpy as np
 from tamis import _errors
 from tamis._errors import DataError, DuplicateIdError
 from tamis.collection import IndexReport, open_collection
-from tamis.collection._ingest import _existing
-from tamis.data import Chunker
+from tamis.collection._ingest import _existing, require_documents
 from tamis.distributed._blocks import POINT, STALE, STATS, EncodeBlocks, Snapshot, key_of, validate_block
 from tamis.distributed._config import RayConfig, gpus_per_actor, limit_buffering, start_ray
 from tamis.distributed._read import read_dataset
@@ -113,17 +112,10 @@ def index_distributed(
             )
             docs, skipped, snapshot = _survey(ds, spec, col, cfg, on_invalid, max_document_bytes)
             report = IndexReport(skipped=dict(skipped))
-            if not docs:
-                raise DataError(
-                    "no valid documents to index" + (f" (skipped: {dict(skipped)})" if skipped else "")
-                    + "; check the input path and field names"
-                )
+            require_documents(docs, skipped)
             enc = col.encoder
-            max_tokens = max(8, enc.max_seq_length - 2)
-            if chunk_overlap is None:
-                prev = (col.manifest or {}).get("chunking") or {}
-                chunk_overlap = int(prev.get("overlap", min(32, max_tokens // 4)))
-            manifest = col._begin_ingest(enc, Chunker(enc.tokenizer, max_tokens=max_tokens, overlap=chunk_overlap))
+            chunker = col._chunker(enc, chunk_overlap)
+            manifest = col._begin_ingest(enc, chunker)
             gpus = gpus_per_actor(cfg)
             actor_device = device if device != "auto" else ("cuda" if gpus > 0 else "cpu")
             model_arg: Any = encoder if encoder is not None else (model or manifest["model"].get("source"))
@@ -137,7 +129,7 @@ def index_distributed(
                 num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
                 fn_constructor_kwargs=dict(
                     spec=spec, encoder=model_arg, fingerprint=enc.fingerprint, device=actor_device,
-                    backend=backend, max_tokens=max_tokens, overlap=chunk_overlap,
+                    backend=backend, max_tokens=chunker.max_tokens, overlap=chunker.overlap,
                     max_document_bytes=max_document_bytes, snapshot=snapshot,
                     encode_batch_size=cfg.encode_batch_size, threads=int(cfg.num_cpus_per_actor), sink=sink,
                     bm25=bm25,
