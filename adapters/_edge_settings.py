@@ -1,7 +1,9 @@
 """`CollectionSettings` on Qdrant Edge: the ``EdgeConfig`` of a new shard, its payload indexes, query params.
 
 What qdrant-edge-py 0.9 applies (checked against its type stubs and by tests/adapters/test_settings.py):
-HNSW ``m`` / ``ef_construct`` / ``on_disk``, ``on_disk`` vectors and payload, scalar int8 (quantile,
+HNSW ``m`` / ``ef_construct`` / ``on_disk``, ``on_disk`` vectors and payload, the memory tier
+(`MemoryTiers`: pinned / cached / cold) of the vectors, graph, quantized vectors, payload, payload
+indexes and id tracker, scalar int8 (quantile,
 always_ram), binary (1, 1.5, 2 bits), product (x4..x64) and TurboQuant (1..8 bits) quantization,
 ``rescore`` / ``oversampling`` at query time, the indexing threshold, and keyword / integer / float /
 bool / datetime / uuid / text payload indexes (``is_tenant`` on keyword ones). Edge is one local
@@ -44,19 +46,34 @@ _SCHEMA = {
 }
 
 
+_TIER = {"pinned": _qe.Memory.Pinned, "cached": _qe.Memory.Cached, "cold": _qe.Memory.Cold}
+_INDEX_PARAMS = {
+    "keyword": _qe.KeywordIndexParams,
+    "integer": _qe.IntegerIndexParams,
+    "float": _qe.FloatIndexParams,
+    "bool": _qe.BoolIndexParams,
+    "datetime": _qe.DatetimeIndexParams,
+    "uuid": _qe.UuidIndexParams,
+    "text": _qe.TextIndexParams,
+}
+
+
+def _tier(tier: str | None) -> Any:
+    return None if tier is None else _TIER[tier]
+
+
 def edge_quantization(settings: CollectionSettings) -> Any:
     """The engine's quantization config, or None."""
     q = settings.quantization
+    kw = {"always_ram": q.always_ram, "memory": _tier(settings.memory.quantization)}
     if q.type == "scalar":
-        return _qe.ScalarQuantizationConfig(_qe.ScalarType.Int8, quantile=q.quantile, always_ram=q.always_ram)
+        return _qe.ScalarQuantizationConfig(_qe.ScalarType.Int8, quantile=q.quantile, **kw)
     if q.type == "binary":
-        return _qe.BinaryQuantizationConfig(
-            always_ram=q.always_ram, encoding=None if q.encoding is None else _BINARY[q.encoding]
-        )
+        return _qe.BinaryQuantizationConfig(encoding=None if q.encoding is None else _BINARY[q.encoding], **kw)
     if q.type == "product":
-        return _qe.ProductQuantizationConfig(getattr(_qe.CompressionRatio, q.compression.upper()), always_ram=q.always_ram)  # type: ignore[union-attr]
+        return _qe.ProductQuantizationConfig(getattr(_qe.CompressionRatio, q.compression.upper()), **kw)  # type: ignore[union-attr]
     if q.type == "turbo":
-        return _qe.TurboQuantQuantizationConfig(always_ram=q.always_ram, bits=None if q.bits is None else _TURBO[q.bits])
+        return _qe.TurboQuantQuantizationConfig(bits=None if q.bits is None else _TURBO[q.bits], **kw)
     return None
 
 
@@ -72,29 +89,40 @@ def settings_config(
 ) -> Any:
     """The ``EdgeConfig`` of a new shard: the store's defaults with ``settings`` on top."""
     threshold = settings.indexing_threshold_kb or indexing_threshold_kb
+    tiers = settings.memory
     return _qe.EdgeConfig(
-        vectors=_qe.EdgeVectorParams(size=dim, distance=_DISTANCE[distance], on_disk=settings.on_disk_vectors),
+        vectors=_qe.EdgeVectorParams(
+            size=dim, distance=_DISTANCE[distance], on_disk=settings.on_disk_vectors, memory=_tier(tiers.vectors)
+        ),
         on_disk_payload=settings.on_disk_payload,
+        payload_memory=_tier(tiers.payload),
+        id_tracker_memory=_tier(tiers.id_tracker),
         hnsw_config=_qe.HnswIndexConfig(
             m=settings.hnsw_m or hnsw_m,
             ef_construct=settings.hnsw_ef_construct or hnsw_ef_construct,
             full_scan_threshold=full_scan_threshold_kb,
             on_disk=settings.hnsw_on_disk,
+            memory=_tier(tiers.hnsw),
         ),
         quantization_config=edge_quantization(settings),
         optimizers=None if threshold is None else _qe.EdgeOptimizersConfig(indexing_threshold=threshold),
     )
 
 
-def _schema(index: PayloadIndex) -> Any:
-    if index.is_tenant and index.type == "keyword":
-        return _qe.KeywordIndexParams(is_tenant=True)
-    return _SCHEMA[index.type]
+def _schema(index: PayloadIndex, tier: str | None) -> Any:
+    """The index's schema: the plain type, or its params object for a tenant field or a memory tier."""
+    if tier is None and not index.is_tenant:
+        return _SCHEMA[index.type]
+    kw: dict[str, Any] = {"memory": _tier(tier)}
+    if index.is_tenant:
+        kw["is_tenant"] = True
+    return _INDEX_PARAMS[index.type](**kw)
 
 
 def index_operations(settings: CollectionSettings) -> list[Any]:
     """One ``create_field_index`` update per payload index of ``settings`` (tamis's own included)."""
-    return [_qe.UpdateOperation.create_field_index(i.key, _schema(i)) for i in settings.indexes()]
+    tier = settings.memory.payload_indexes
+    return [_qe.UpdateOperation.create_field_index(i.key, _schema(i, tier)) for i in settings.indexes()]
 
 
 def search_params(params: SearchParams) -> Any:

@@ -33,28 +33,38 @@ _BINARY = {
 }
 
 
+_INDEX_PARAMS = {
+    "keyword": (models.KeywordIndexParams, models.KeywordIndexType.KEYWORD),
+    "integer": (models.IntegerIndexParams, models.IntegerIndexType.INTEGER),
+    "float": (models.FloatIndexParams, models.FloatIndexType.FLOAT),
+    "bool": (models.BoolIndexParams, models.BoolIndexType.BOOL),
+    "datetime": (models.DatetimeIndexParams, models.DatetimeIndexType.DATETIME),
+    "uuid": (models.UuidIndexParams, models.UuidIndexType.UUID),
+    "text": (models.TextIndexParams, models.TextIndexType.TEXT),
+}
+
+
+def _tier(tier: str | None) -> models.Memory | None:
+    return None if tier is None else models.Memory(tier)
+
+
 def _quantization(settings: CollectionSettings) -> Any:
     q = settings.quantization
+    kw = {"always_ram": q.always_ram, "memory": _tier(settings.memory.quantization)}
     if q.type == "scalar":
         return models.ScalarQuantization(
-            scalar=models.ScalarQuantizationConfig(
-                type=models.ScalarType.INT8, quantile=q.quantile, always_ram=q.always_ram
-            )
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=q.quantile, **kw)
         )
     if q.type == "binary":
         return models.BinaryQuantization(
-            binary=models.BinaryQuantizationConfig(
-                always_ram=q.always_ram, encoding=None if q.encoding is None else _BINARY[q.encoding]
-            )
+            binary=models.BinaryQuantizationConfig(encoding=None if q.encoding is None else _BINARY[q.encoding], **kw)
         )
     if q.type == "product":
         return models.ProductQuantization(
-            product=models.ProductQuantizationConfig(
-                compression=models.CompressionRatio(q.compression), always_ram=q.always_ram
-            )
+            product=models.ProductQuantizationConfig(compression=models.CompressionRatio(q.compression), **kw)
         )
     if q.type == "turbo":
-        turbo = models.TurboQuantQuantizationConfig(always_ram=q.always_ram, bits=None if q.bits is None else _turbo_bits(q.bits))
+        turbo = models.TurboQuantQuantizationConfig(bits=None if q.bits is None else _turbo_bits(q.bits), **kw)
         return models.TurboQuantization(turbo=turbo)
     return None
 
@@ -71,9 +81,10 @@ def create_arguments(
     strict = None
     if settings.strict_mode is not None:
         strict = models.StrictModeConfig(enabled=settings.strict_mode)
+    tiers = settings.memory
     return {
         "vectors_config": models.VectorParams(
-            size=dim, distance=_DISTANCE[distance], on_disk=settings.on_disk_vectors
+            size=dim, distance=_DISTANCE[distance], on_disk=settings.on_disk_vectors, memory=_tier(tiers.vectors)
         ),
         "shard_number": settings.shard_number,
         "replication_factor": settings.replication_factor,
@@ -83,24 +94,30 @@ def create_arguments(
             m=settings.hnsw_m or hnsw_m,
             ef_construct=settings.hnsw_ef_construct or hnsw_ef_construct,
             on_disk=settings.hnsw_on_disk,
+            memory=_tier(tiers.hnsw),
         ),
+        "payload": None if tiers.payload is None else models.PayloadStorageParams(memory=_tier(tiers.payload)),
+        "id_tracker": None if tiers.id_tracker is None else models.IdTrackerParams(memory=_tier(tiers.id_tracker)),
         "optimizers_config": None if threshold is None else models.OptimizersConfigDiff(indexing_threshold=threshold),
         "quantization_config": _quantization(settings),
         "strict_mode_config": strict,
     }
 
 
-def _schema(index: PayloadIndex) -> Any:
-    if index.is_tenant and index.type == "keyword":
-        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
-    if index.is_tenant and index.type == "uuid":
-        return models.UuidIndexParams(type=models.UuidIndexType.UUID, is_tenant=True)
-    return _SCHEMA[index.type]
+def _schema(index: PayloadIndex, tier: str | None) -> Any:
+    """The index's field schema: the plain type, or its params object for a tenant field or a memory tier."""
+    if tier is None and not index.is_tenant:
+        return _SCHEMA[index.type]
+    cls, kind = _INDEX_PARAMS[index.type]
+    kw: dict[str, Any] = {"type": kind, "memory": _tier(tier)}
+    if index.is_tenant:
+        kw["is_tenant"] = True
+    return cls(**kw)
 
 
 def payload_indexes(settings: CollectionSettings) -> list[tuple[str, Any]]:
     """(field name, field schema) of every payload index to create (tamis's own ``doc_id`` / ``chunk`` first)."""
-    return [(i.key, _schema(i)) for i in settings.indexes()]
+    return [(i.key, _schema(i, settings.memory.payload_indexes)) for i in settings.indexes()]
 
 
 def search_params(params: SearchParams) -> models.SearchParams:

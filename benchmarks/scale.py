@@ -13,6 +13,8 @@ recall@10 against exact search computed here). Configurations:
 * ``binary``: originals on disk, binary (1 bit) in RAM, rescore with oversampling 3.
 * ``float32-pd`` / ``int8-pd``: the first two with the payload on disk as well.
 * ``int8-graph-disk``: ``int8`` with the HNSW graph on disk (mmap) as well.
+* ``int8-lowram``: int8 with memory tiers (`MemoryTiers`): quantized vectors pinned; originals, payload,
+  payload indexes and id tracker cold; ``int8-cold``: the HNSW graph cold as well.
 
 ``--filtered N`` adds the payload-index effect: a filter on ``metadata.lang`` (10 values, 10%% of
 the points) with and without a keyword index on it, float32, at N points.
@@ -43,6 +45,7 @@ from _common import OUT, dataset, save_json  # noqa: E402
 
 NOISE = 0.01
 BATCH = 1000
+LOWRAM = {"vectors": "cold", "quantization": "pinned", "payload": "cold", "payload_indexes": "cold", "id_tracker": "cold"}
 CONFIGS = {
     "float32": ({}, {}),
     "int8": (
@@ -60,6 +63,17 @@ CONFIGS = {
     "int8-graph-disk": (
         {"on_disk_vectors": True, "hnsw_on_disk": True,
          "quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}},
+        {"rescore": True, "oversampling": 2.0},
+    ),
+    # int8 as a memory-bound deployment sets it with memory tiers: the quantized vectors pinned, the
+    # originals, payload, payload indexes and id tracker cold (mmap, read on access); the graph cached
+    "int8-lowram": (
+        {"quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}, "memory": LOWRAM},
+        {"rescore": True, "oversampling": 2.0},
+    ),
+    # ... and the HNSW graph cold too
+    "int8-cold": (
+        {"quantization": {"type": "scalar", "quantile": 0.99, "always_ram": True}, "memory": {**LOWRAM, "hnsw": "cold"}},
         {"rescore": True, "oversampling": 2.0},
     ),
     "binary": (

@@ -191,10 +191,14 @@ class Indexing(CollectionBase):
             chunk_overlap = int(prev.get("overlap", min(32, max_tokens // 4)))
         return Chunker(enc.tokenizer, max_tokens=max_tokens, overlap=chunk_overlap)
 
+    def _source(self) -> str | None:
+        """The model source a new collection's manifest records (None: the encoder's name)."""
+        return resolved_source(model_source(self._model_arg, self._backend))
+
     def _begin_ingest(self, enc: Encoder, chunker: Chunker) -> dict[str, Any]:
         """Mark an ingest in progress, creating the collection (and its alias) on the first one."""
         if self.manifest is None:
-            manifest = new_manifest(enc, chunker, resolved_source(model_source(self._model_arg, self._backend)))
+            manifest = new_manifest(enc, chunker, self._source())
             manifest["ingest"] = {"state": "in_progress", "started": now()}
             extra: dict[str, Any] = {}
             if self._hybrid_new:  # dense + BM25 sparse vectors (tamis.collection._hybrid)

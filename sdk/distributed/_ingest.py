@@ -2,7 +2,8 @@
 
 Two passes over the input, both streamed: (1) validation in tasks, ids back to the driver (duplicate
 check, and what the collection already holds: the resume snapshot); (2) an actor pool (one model
-each) chunks, skips what is stored, encodes; the driver writes what comes back (Qdrant Edge and
+each) chunks, skips what is stored, encodes — for a new collection the driver writes, (2) starts
+with (1) (the snapshot is empty), so the actors load their model while validation runs; the driver writes what comes back (Qdrant Edge and
 qdrant-client's local mode take one writer), or the actors write to a Qdrant server themselves.
 The manifest, fingerprint, version and alias are the in-process ingest's own (`_begin_ingest`,
 `_finish_ingest`); point ids and payloads come from the same functions.
@@ -26,6 +27,7 @@ from tamis.collection._ingest import _existing, require_documents
 from tamis.distributed._blocks import POINT, STALE, STATS, EncodeBlocks, Snapshot, key_of, validate_block
 from tamis.distributed._config import RayConfig, gpus_per_actor, limit_buffering, start_ray
 from tamis.distributed._read import read_dataset
+from tamis.distributed._stream import Started
 from tamis.encoders import Encoder
 from tamis.stores import CollectionSettings, SparseVector, StorePoint, VectorStore
 
@@ -98,8 +100,6 @@ def index_distributed(
     t0 = time.perf_counter()
     started = start_ray(cfg)
     try:
-        import ray.data
-
         limit_buffering(cfg)
         with open_collection(
             collection, path=path, url=url, api_key=api_key, store=store, model=model, encoder=encoder,
@@ -110,60 +110,40 @@ def index_distributed(
                 data, format=format, id_field=id_field, text_field=text_field, title_field=title_field,
                 metadata_fields=metadata_fields, read_cpus=cfg.read_cpus,
             )
-            docs, skipped, snapshot = _survey(ds, spec, col, cfg, on_invalid, max_document_bytes)
-            report = IndexReport(skipped=dict(skipped))
-            require_documents(docs, skipped)
             enc = col.encoder
             chunker = col._chunker(enc, chunk_overlap)
-            manifest = col._begin_ingest(enc, chunker)
-            gpus = gpus_per_actor(cfg)
-            actor_device = device if device != "auto" else ("cuda" if gpus > 0 else "cpu")
-            model_arg: Any = encoder if encoder is not None else (model or manifest["model"].get("source"))
             sink = {"url": url, "api_key": api_key, "collection": col.physical, "options": dict(store_options or {})} if direct else None
-            bm25 = col.bm25.settings if col.hybrid else None  # the collection's BM25, as `Collection.index` uses it
-            encoded = ds.map_batches(
-                EncodeBlocks, batch_size=cfg.batch_size, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(
-                    size=cfg.num_actors, max_tasks_in_flight_per_actor=cfg.max_tasks_in_flight_per_actor,
-                ),
-                num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
-                fn_constructor_kwargs=dict(
-                    spec=spec, encoder=model_arg, fingerprint=enc.fingerprint, device=actor_device,
-                    backend=backend, max_tokens=chunker.max_tokens, overlap=chunker.overlap,
-                    max_document_bytes=max_document_bytes, snapshot=snapshot,
-                    encode_batch_size=cfg.encode_batch_size, threads=int(cfg.num_cpus_per_actor), sink=sink,
-                    bm25=bm25,
-                ),
+            pool = _EncoderPool(
+                ds, cfg, spec=spec, fingerprint=enc.fingerprint, device=device, backend=backend, chunker=chunker,
+                max_document_bytes=max_document_bytes, sink=sink,
+                # the collection's BM25 (a new hybrid one's: the defaults its manifest will record), as `Collection.index` uses it
+                bm25=col.bm25.settings if (col.hybrid if col.exists else col._hybrid_new) else None,
             )
-            stale: list[str] = []
-            done = 0
-            if progress is not None:
-                progress(0, docs)
-            for batch in encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
-                points: list[StorePoint] = []
-                for kind, value, vec in zip(batch["kind"], batch["value"], batch["vector"], strict=True):
-                    if kind == POINT:
-                        pid, payload, sparse = json.loads(value)
-                        points.append(StorePoint(pid, np.asarray(vec, dtype=np.float32), payload,
-                                                 None if sparse is None else SparseVector(*map(tuple, sparse))))
-                    elif kind == STALE:
-                        stale.append(str(value))
-                    elif kind == STATS:
-                        counts = json.loads(value)
-                        report.documents += counts["documents"]
-                        report.chunks += counts["chunks"]
-                        report.encoded += counts["encoded"]
-                        report.unchanged += counts["unchanged"]
-                        if counts["chunked"] and not manifest.get("chunked"):
-                            manifest["chunked"] = True
-                            col._write_manifest()
-                        if direct:
-                            done += counts["encoded"]
-                if points:
-                    col.store.upsert(col.physical, points)  # all chunks of a block's documents in one write
-                    done += len(points)
-                if progress is not None:
-                    progress(done, docs)
+            # A new collection written by this process: nothing is stored (the resume snapshot is empty) and
+            # nothing is written before validation passes, so the actors start (and load their model) while
+            # the validation pass runs. Otherwise the snapshot comes from that pass first.
+            early = None
+            if not col.exists and not direct:
+                source = encoder if encoder is not None else (model or col._source() or enc.name)
+                early = Started(pool.batches(source, Snapshot.build([])))
+            try:
+                docs, skipped, snapshot = _survey(ds, spec, col, cfg, on_invalid, max_document_bytes)
+                report = IndexReport(skipped=dict(skipped))
+                require_documents(docs, skipped)
+            except BaseException:
+                if early is not None:
+                    early.close()
+                raise
+            manifest = col._begin_ingest(enc, chunker)
+            if early is not None:
+                encoded: Any = early
+            else:
+                encoded = pool.batches(encoder if encoder is not None else (model or manifest["model"].get("source")), snapshot)
+            try:
+                stale = _write(encoded, col, manifest, report, direct, progress, docs)
+            finally:
+                if early is not None:
+                    early.close()
             col._finish_ingest(manifest, report, stale, optimize=optimize)
     finally:
         if started:
@@ -172,6 +152,69 @@ def index_distributed(
             ray.shutdown()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _write(
+    encoded: Any, col: Any, manifest: dict[str, Any], report: IndexReport, direct: bool,
+    progress: Callable[[int, int], None] | None, docs: int,
+) -> list[str]:
+    """Write what the actors send back (points, stale chunk ids, counts); the stale chunk ids."""
+    stale: list[str] = []
+    done = 0
+    if progress is not None:
+        progress(0, docs)
+    for batch in encoded:
+        points: list[StorePoint] = []
+        for kind, value, vec in zip(batch["kind"], batch["value"], batch["vector"], strict=True):
+            if kind == POINT:
+                pid, payload, sparse = json.loads(value)
+                points.append(StorePoint(pid, np.asarray(vec, dtype=np.float32), payload,
+                                         None if sparse is None else SparseVector(*map(tuple, sparse))))
+            elif kind == STALE:
+                stale.append(str(value))
+            elif kind == STATS:
+                counts = json.loads(value)
+                report.documents += counts["documents"]
+                report.chunks += counts["chunks"]
+                report.encoded += counts["encoded"]
+                report.unchanged += counts["unchanged"]
+                if counts["chunked"] and not manifest.get("chunked"):
+                    manifest["chunked"] = True
+                    col._write_manifest()
+                if direct:
+                    done += counts["encoded"]
+        if points:
+            col.store.upsert(col.physical, points)  # all chunks of a block's documents in one write
+            done += len(points)
+        if progress is not None:
+            progress(done, docs)
+    return stale
+
+
+class _EncoderPool:
+    """The encoding pass: ``ds`` through an `ActorPoolStrategy` of `EncodeBlocks` actors, one model each."""
+
+    def __init__(self, ds: Any, cfg: RayConfig, *, device: str, chunker: Any, **actor_args: Any) -> None:
+        self.ds, self.cfg, self.chunker, self.actor_args = ds, cfg, chunker, actor_args
+        self.gpus = gpus_per_actor(cfg)
+        self.device = device if device != "auto" else ("cuda" if self.gpus > 0 else "cpu")
+
+    def batches(self, source: Any, snapshot: Snapshot) -> Any:
+        """The actors' output (numpy batches, one per block), encoding ``source`` (a model or an `Encoder`)."""
+        import ray.data
+
+        cfg = self.cfg
+        encoded = self.ds.map_batches(
+            EncodeBlocks, batch_size=cfg.batch_size, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=cfg.num_actors, max_tasks_in_flight_per_actor=cfg.max_tasks_in_flight_per_actor),
+            num_cpus=cfg.num_cpus_per_actor, num_gpus=self.gpus,
+            fn_constructor_kwargs=dict(
+                encoder=source, device=self.device, max_tokens=self.chunker.max_tokens, overlap=self.chunker.overlap,
+                snapshot=snapshot, encode_batch_size=cfg.encode_batch_size, threads=int(cfg.num_cpus_per_actor),
+                **self.actor_args,
+            ),
+        )
+        return encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
 
 
 def _survey(
@@ -183,7 +226,8 @@ def _survey(
     stored; ids stream through in blocks.
     """
     checked = ds.map_batches(
-        validate_block, batch_size=cfg.batch_size, batch_format="pyarrow", num_cpus=1,
+        # light work, like reading: at ``read_cpus`` (0), so it also runs while the actors hold every CPU
+        validate_block, batch_size=cfg.batch_size, batch_format="pyarrow", num_cpus=cfg.read_cpus,
         fn_kwargs={"spec": spec, "max_document_bytes": max_document_bytes},
     )
     skipped: Counter[str] = Counter()

@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
         "SPARSE_NAME": "._sparse",
         "SparseVector": "._sparse",
         "CollectionSettings": "._settings",
+        "MemoryTiers": "._settings",
         "PayloadIndex": "._settings",
         "Quantization": "._settings",
         "SERVER_ONLY": "._settings",

@@ -32,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tamis._errors import ConfigError
 
-__all__ = ["SERVER_ONLY", "CollectionSettings", "PayloadIndex", "Quantization"]
+__all__ = ["SERVER_ONLY", "CollectionSettings", "MemoryTiers", "PayloadIndex", "Quantization"]
 
+Tier = Literal["pinned", "cached", "cold"]
 IndexType = Literal["keyword", "integer", "float", "bool", "datetime", "uuid", "text"]
 
 #: settings a Qdrant server applies and the embedded Edge engine has no notion of (one shard, in-process)
@@ -104,6 +105,38 @@ class Quantization(_Model):
         return self
 
 
+class MemoryTiers(_Model):
+    """Where each structure of a collection is held (Qdrant ≥ 1.19's per-structure ``memory``; Edge 0.9 alike).
+
+    Data is always persisted on disk; a tier says how it is held in RAM: ``pinned`` (on the heap, never
+    evicted), ``cached`` (memory-mapped and read into the page cache when the collection opens) or ``cold``
+    (memory-mapped, read on first access). None: the engine's default (or the legacy ``on_disk_*`` flag).
+    A memory-bound int8 collection keeps ``quantization`` pinned and the rest ``cold``.
+
+    Attributes:
+        vectors: the original vectors (cached or cold: never pinned).
+        hnsw: the HNSW graph.
+        quantization: the quantized vectors.
+        payload: the payload storage (cached or cold: never pinned).
+        payload_indexes: every payload index (tamis's ``doc_id`` / ``chunk`` and the declared ones).
+        id_tracker: the point-id mapping of indexed segments.
+    """
+
+    vectors: Tier | None = None
+    hnsw: Tier | None = None
+    quantization: Tier | None = None
+    payload: Tier | None = None
+    payload_indexes: Tier | None = None
+    id_tracker: Tier | None = None
+
+    @model_validator(mode="after")
+    def _no_pinned_storage(self) -> MemoryTiers:
+        for name in ("vectors", "payload"):
+            if getattr(self, name) == "pinned":
+                raise ValueError(f"memory.{name} cannot be 'pinned' (Qdrant keeps it memory-mapped): use 'cached' or 'cold'")
+        return self
+
+
 class CollectionSettings(_Model):
     """How a collection is built and searched in Qdrant; every field optional (None: the engine's default).
 
@@ -111,6 +144,7 @@ class CollectionSettings(_Model):
         shard_number, replication_factor, write_consistency_factor: server only (see `SERVER_ONLY`).
         strict_mode: server only: turn Qdrant's strict mode on (no unindexed filtering).
         on_disk_vectors, on_disk_payload: keep the original vectors / the payload on disk (mmap).
+        memory: `MemoryTiers`, per structure (overrides the ``on_disk`` flags where both are set).
         hnsw_m, hnsw_ef_construct, hnsw_on_disk: the HNSW graph.
         hnsw_ef: the query-time candidate list size when a search does not give one (tamis's 128 if None).
         quantization: `Quantization`; ``rescore`` (re-score the candidates with the original vectors)
@@ -129,6 +163,7 @@ class CollectionSettings(_Model):
     hnsw_m: int | None = Field(default=None, ge=2)
     hnsw_ef_construct: int | None = Field(default=None, ge=4)
     hnsw_on_disk: bool | None = None
+    memory: MemoryTiers = MemoryTiers()
     hnsw_ef: int | None = Field(default=None, ge=1)
     quantization: Quantization = Quantization()
     rescore: bool | None = None

@@ -107,6 +107,25 @@ def test_timeouts_are_retried_and_a_created_collection_is_recognised(fake: FakeQ
         assert col.count(documents=True) == 4
 
 
+def test_memory_tiers_reach_the_server_as_valid_requests(fake: FakeQdrant) -> None:
+    tiers = {"vectors": "cold", "hnsw": "cold", "quantization": "pinned", "payload": "cold",
+             "payload_indexes": "cold", "id_tracker": "cold"}
+    with open_collection("docs", url=fake.url, encoder=FakeEncoder(dim=16), create=True,
+                         settings={**SETTINGS, "memory": tiers},
+                         store_options={"retries": FAST, "check_compatibility": False}) as col:
+        col.index(DOCS)
+        req = models.CreateCollection(**fake.bodies("PUT", "/collections/docs__v1")[0])
+        cold, pinned = models.Memory.COLD, models.Memory.PINNED
+        assert (req.vectors.memory, req.hnsw_config.memory, req.payload.memory, req.id_tracker.memory) == (cold,) * 4
+        assert req.quantization_config.scalar.memory == pinned
+        indexes = {b["field_name"]: models.CreateFieldIndex(**b).field_schema
+                   for b in fake.bodies("PUT", "/collections/docs__v1/index")}
+        assert indexes["doc_id"] == models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, memory=cold)
+        assert indexes["chunk"] == models.IntegerIndexParams(type=models.IntegerIndexType.INTEGER, memory=cold)
+        assert indexes["metadata.tenant"] == models.KeywordIndexParams(
+            type=models.KeywordIndexType.KEYWORD, is_tenant=True, memory=cold)
+
+
 def test_what_is_not_retried(fake: FakeQdrant) -> None:
     with _open(fake) as col:
         col.index(DOCS)

@@ -129,3 +129,49 @@ def test_settings_stored_in_manifest_and_carried_across_reindex(where: dict[str,
         assert open_collection("docs", store=col.store, settings=carried).manifest["settings"] == carried.to_dict()
     finally:
         col.close()
+
+
+TIERS = {"vectors": "cold", "hnsw": "cold", "quantization": "pinned", "payload": "cold",
+         "payload_indexes": "cold", "id_tracker": "cold"}
+
+
+def test_memory_tiers_reach_every_structure_on_edge(tmp_path: Path) -> None:
+    """A memory-bound int8 collection: quantized vectors pinned, everything else cold (mmap, read on access)."""
+    import qdrant_edge as qe
+
+    settings = CollectionSettings.from_strings(
+        [f"memory.{k}={v}" for k, v in TIERS.items()] + ["quantization.type=scalar", "indexing_threshold_kb=10"]
+    )
+    assert settings.memory.hnsw == "cold" and settings.to_dict()["memory"] == TIERS  # kept in the manifest as given
+    settings = settings.merged({"payload_indexes": ["metadata.lang", "metadata.year:integer"], "tenant_field": "metadata.tenant"})
+    with EdgeStore(tmp_path) as store:
+        store.create_collection("c", dim=16, metadata={}, settings=settings)
+        config = json.loads((tmp_path / "collections" / "c" / "shard" / "edge_config.json").read_text())
+        assert (config["vectors"][""]["memory"], config["hnsw_config"]["memory"], config["payload_memory"],
+                config["id_tracker_memory"], config["quantization_config"]["scalar"]["memory"]) == (
+            "cold", "cold", "cold", "cold", "pinned")
+        vectors = np.random.default_rng(1).normal(size=(1500, 16)).astype(np.float32)
+        store.upsert("c", [
+            StorePoint(str(uuid.uuid4()), v, {"doc_id": f"d{i}", "chunk": 0,
+                                              "metadata": {"lang": "en" if i % 2 else "fr", "year": 2000 + i % 20, "tenant": f"t{i % 3}"}})
+            for i, v in enumerate(vectors)
+        ])
+        store.optimize("c")
+        hits = store.search("c", vectors[7] + 0.01, k=5, filter={"metadata.lang": "en"}, params=SearchParams(rescore=True))
+        assert hits[0].payload["doc_id"] == "d7"
+    shard = qe.EdgeShard.load(str(tmp_path / "collections" / "c" / "shard"))
+    try:
+        schema = shard.info().payload_schema
+        assert set(schema) == {"doc_id", "chunk", "metadata.lang", "metadata.year", "metadata.tenant"}
+        assert {k: v.params.memory for k, v in schema.items()} == dict.fromkeys(schema, qe.Memory.Cold)
+        assert schema["metadata.tenant"].params.is_tenant is True
+    finally:
+        shard.close()
+
+
+def test_memory_tiers_refuse_what_qdrant_cannot_do() -> None:
+    for name in ("vectors", "payload"):
+        with pytest.raises(ConfigError, match=f"memory.{name} cannot be 'pinned'"):
+            CollectionSettings.of({"memory": {name: "pinned"}})
+    with pytest.raises(ConfigError, match="memory.hnsw"):
+        CollectionSettings.from_strings(["memory.hnsw=warm"])

@@ -387,3 +387,46 @@ def test_collection_settings_and_client_options_reach_the_server_and_the_actors(
             assert col.manifest["settings"]["shard_number"] == 2  # kept in the manifest, as in process
     finally:
         server.close()
+
+
+class StampFake(FakeEncoder):
+    """The fake encoder, writing when it first encoded (wall clock) into ``folder``."""
+
+    def __init__(self, *args, folder: str = "", **kw):
+        super().__init__(*args, **kw)
+        self.folder = folder
+
+    def encode(self, texts, **kw):
+        with open(os.path.join(self.folder, f"{os.getpid()}-{time.time():.6f}"), "w"):
+            pass
+        return super().encode(texts, **kw)
+
+
+def test_a_new_collections_actors_encode_while_validation_runs(ray_cluster, tmp_path, monkeypatch):
+    """A new collection: the actors start and encode during the validation pass; nothing is written before it ends."""
+    from tamis.collection._ingest import Indexing
+    from tamis.distributed import _ingest
+
+    write_jsonl(tmp_path / "c.jsonl", corpus(200))
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    survey, begin, marks = _ingest._survey, Indexing._begin_ingest, {}
+
+    def slow_survey(*args, **kw):
+        out = survey(*args, **kw)
+        time.sleep(4)  # a long validation pass
+        marks["validated"] = time.time()
+        return out
+
+    def marked_begin(self, *args, **kw):
+        marks["begin"] = time.time()
+        return begin(self, *args, **kw)
+
+    monkeypatch.setattr(_ingest, "_survey", slow_survey)
+    monkeypatch.setattr(Indexing, "_begin_ingest", marked_begin)
+    rep = index_distributed(tmp_path / "c.jsonl", "docs", path=tmp_path / "s", encoder=StampFake(dim=32, folder=str(stamps)),
+                            config=RayConfig(num_actors=1, batch_size=50))
+    assert rep.points == 200 and rep.encoded == 200
+    first = min(float(f.split("-", 1)[1]) for f in os.listdir(stamps))
+    assert first < marks["validated"] <= marks["begin"]  # encoding began before validation ended, writing after
+    assert sorted(points(tmp_path / "s")) == sorted(point_id(f"doc-{i}", 0) for i in range(200))

@@ -98,6 +98,7 @@ EXPECTED: dict[str, list[str]] = {
         "HybridMethods",
         "HybridQuery",
         "MODES",
+        "MemoryTiers",
         "PAYLOAD_FORMAT",
         "PayloadIndex",
         "PointContent",
