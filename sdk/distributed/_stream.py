@@ -36,30 +36,26 @@ class Started:
     def _pull(self, it: Iterator[Any]) -> None:
         try:
             for item in it:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not self._put(item):
                     break
         except BaseException as exc:  # handed to the consumer, raised where it iterates
-            self._put_final(exc)
+            self._put(exc)
             return
         finally:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
-        self._put_final(_END)
+        self._put(_END)
 
-    def _put_final(self, item: object) -> None:
+    def _put(self, item: object) -> bool:
+        """Queue ``item`` once the consumer has taken the one before; False when `close` came first."""
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.2)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def __iter__(self) -> Iterator[Any]:
         while True:
