@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, machine, save_json  # noqa: E402
 from _hybrid_data import FOLDERS, TARGET_RECALL, K, build, encoded, run_modes, splits  # noqa: E402
+from _hybrid_paired import paired  # noqa: E402
 from _hybrid_timing import latency, throughput  # noqa: E402
 from _rerank_eval import Reranker  # noqa: E402
 
@@ -133,6 +134,12 @@ def metrics(ids, qrels, scored, taus) -> tuple[dict, dict]:
     return table, curves
 
 
+def compare(ids, qrels, scored) -> dict:
+    """The calibrated hybrid against dense, RRF and the dense adapter, paired on the same test queries."""
+    return {f"calibrated hybrid vs {m}": paired(ids, qrels, scored["calibrated hybrid"], scored[m], resamples=300)
+            for m in ("dense", "rrf", "dense adapter")}
+
+
 def check_engine(store, qv, qsparse, h: HybridCalibrationData, r: np.ndarray, hybrid: HybridAdapter, n: int = 200):
     """Formula queries (score_threshold = τ) against the relevance computed here: mismatching documents."""
     tau = hybrid.threshold
@@ -210,6 +217,7 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
             taus = {m: float(np.median([t[m] for t in taus_all])) for m in taus_all[0]}
             rr_scored = (test_ids, {m: scored_all.pop(f"_rr {m}") for m in ("calibrated hybrid", "+ rerank")}) if rr else None
             table, curves = metrics(test_ids, qrels, scored_all, taus)
+            pairs = compare(test_ids, qrels, scored_all)
             check = {k: sum(c[k] for c in checks) for k in checks[0]}
             hybrid_info = {"tau_per_fold": [t["calibrated hybrid"] for t in taus_all]}
         else:
@@ -230,16 +238,18 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
                 rerank(split_ids["dev"], split_ids["test"], dv_scored, scored, taus)
             rr_scored = scored.pop("_rr", None)
             table, curves = metrics(split_ids["test"], qrels, scored, taus)
+            pairs = compare(split_ids["test"], qrels, scored)
             hybrid_info = {"training": hybrid.extra["training"]}
         store.close()
     png = plot_pr_curves(curves, OUT / f"hybrid-{name}-pr.png", title=f"{name}: pooled PR (top-{K}, judged recall)")
     out = {"dataset": name, "docs": len(docs), "queries": len(qids), "build_seconds": built, "table": table,
-           "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
+           "engine_check": check, "hybrid": hybrid_info, "png": str(png), "paired": pairs}
     if rr is not None:  # side by side on the same test queries (all of python-faq's, the first ones elsewhere)
         rr_ids, rr_runs = rr_scored
         rr_table, _ = metrics(rr_ids, qrels, rr_runs, taus)
+        rr_pair = paired(rr_ids, qrels, rr_runs["+ rerank"], rr_runs["calibrated hybrid"], resamples=300)
         out["rerank"] = {"model": str(rerank_model), "top_n": rr.top_n, "pairs_scored": rr.pairs_scored,
-                         "test_queries": len(rr_ids), "table": rr_table}
+                         "test_queries": len(rr_ids), "table": rr_table, "paired (+ rerank vs calibrated hybrid)": rr_pair}
     return out
 
 
