@@ -18,6 +18,19 @@ from tamis.calibration import CalibrationData, CrossEncoderScorer, choose_thresh
 __all__ = ["Reranker"]
 
 
+def _order_check(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """MRR@10 of the labelled (fit) queries' top N in the input order against the cross-encoder's order:
+    the training signal on queries the cross-encoder never saw (dev; python-faq: other folds)."""
+    def mrr(order_labels: np.ndarray) -> float:
+        top = order_labels[:, :10] > 0.5
+        first = np.where(top.any(axis=1), top.argmax(axis=1) + 1.0, np.inf)
+        return float(np.mean(1.0 / first))
+
+    ce = np.argsort(-np.nan_to_num(logits, nan=-np.inf), axis=1, kind="stable")
+    return {"queries": int(len(labels)), "mrr@10 input order": mrr(labels),
+            "mrr@10 cross-encoder order": mrr(np.take_along_axis(labels, ce, axis=1))}
+
+
 class Reranker:
     """A cross-encoder with a cache of (query, document) logits, shared by folds and splits."""
 
@@ -26,6 +39,7 @@ class Reranker:
         self.doc_text, self.top_n, self.width = doc_text, top_n, width
         self.cache: dict[tuple[str, str], float] = {}
         self.pairs_scored = 0
+        self.dev_checks: list[dict[str, float]] = []
 
     def logits(self, query: str, docs: Sequence[str]) -> np.ndarray:
         todo = [d for d in docs if (query, d) not in self.cache]
@@ -54,6 +68,7 @@ class Reranker:
         (ids, texts, ranked doc ids), then the test queries re-scored and re-ordered by probability."""
         fl, fy, _ = self._matrix(fit[1], fit[2], fit[0], qrels)
         mask = ~np.isnan(fl)
+        self.dev_checks.append(_order_check(fl, fy))
         a, b = platt(fl[mask], fy[mask])
         probs = np.where(mask, 1.0 / (1.0 + np.exp(-(a * np.nan_to_num(fl) + b))), np.nan)
         rel = np.array([float(sum(1 for g in qrels.get(q, {}).values() if g > 0)) for q in fit[0]])

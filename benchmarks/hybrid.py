@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT, machine, save_json  # noqa: E402
 from _hybrid_data import FOLDERS, TARGET_RECALL, K, build, encoded, run_modes, splits  # noqa: E402
+from _hybrid_paired import paired  # noqa: E402
 from _hybrid_timing import latency, throughput  # noqa: E402
 from _rerank_eval import Reranker  # noqa: E402
 
@@ -133,6 +134,12 @@ def metrics(ids, qrels, scored, taus) -> tuple[dict, dict]:
     return table, curves
 
 
+def compare(ids, qrels, scored) -> dict:
+    """The calibrated hybrid against dense, RRF and the dense adapter, paired on the same test queries."""
+    return {f"calibrated hybrid vs {m}": paired(ids, qrels, scored["calibrated hybrid"], scored[m], resamples=300)
+            for m in ("dense", "rrf", "dense adapter")}
+
+
 def check_engine(store, qv, qsparse, h: HybridCalibrationData, r: np.ndarray, hybrid: HybridAdapter, n: int = 200):
     """Formula queries (score_threshold = τ) against the relevance computed here: mismatching documents."""
     tau = hybrid.threshold
@@ -196,7 +203,8 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
                     fit_scored, _, _ = scored_runs(rest, qv[fit], subset(rank, fit), qrels, hybrid, dense)
                     rerank(rest, test, fit_scored, scored, taus_all[-1])
                 for m, value in scored.items():  # out-of-fold scores, pooled (thresholds are per fold)
-                    if m == "_rr":  # every test query of the fold (fewer than MAX_RERANK_TEST): pooled per method
+                    if m == "_rr":  # the fold's first MAX_RERANK_TEST test queries: pooled per method
+                        scored_all.setdefault("_rr_ids", []).extend(scored["_rr"][0])
                         for rm, run in scored["_rr"][1].items():
                             prev = scored_all.get(f"_rr {rm}")
                             scored_all[f"_rr {rm}"] = run if prev is None else (
@@ -208,8 +216,9 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
                 scored_all.setdefault("_ids", []).extend(test)
             test_ids = scored_all.pop("_ids")
             taus = {m: float(np.median([t[m] for t in taus_all])) for m in taus_all[0]}
-            rr_scored = (test_ids, {m: scored_all.pop(f"_rr {m}") for m in ("calibrated hybrid", "+ rerank")}) if rr else None
+            rr_scored = (scored_all.pop("_rr_ids"), {m: scored_all.pop(f"_rr {m}") for m in ("calibrated hybrid", "+ rerank")}) if rr else None
             table, curves = metrics(test_ids, qrels, scored_all, taus)
+            pairs = compare(test_ids, qrels, scored_all)
             check = {k: sum(c[k] for c in checks) for k in checks[0]}
             hybrid_info = {"tau_per_fold": [t["calibrated hybrid"] for t in taus_all]}
         else:
@@ -230,28 +239,37 @@ def quality(name: str, rerank_model: Path | None = None) -> dict:
                 rerank(split_ids["dev"], split_ids["test"], dv_scored, scored, taus)
             rr_scored = scored.pop("_rr", None)
             table, curves = metrics(split_ids["test"], qrels, scored, taus)
+            pairs = compare(split_ids["test"], qrels, scored)
             hybrid_info = {"training": hybrid.extra["training"]}
         store.close()
     png = plot_pr_curves(curves, OUT / f"hybrid-{name}-pr.png", title=f"{name}: pooled PR (top-{K}, judged recall)")
     out = {"dataset": name, "docs": len(docs), "queries": len(qids), "build_seconds": built, "table": table,
-           "engine_check": check, "hybrid": hybrid_info, "png": str(png)}
+           "engine_check": check, "hybrid": hybrid_info, "png": str(png), "paired": pairs}
     if rr is not None:  # side by side on the same test queries (all of python-faq's, the first ones elsewhere)
         rr_ids, rr_runs = rr_scored
         rr_table, _ = metrics(rr_ids, qrels, rr_runs, taus)
+        rr_pair = paired(rr_ids, qrels, rr_runs["+ rerank"], rr_runs["calibrated hybrid"], resamples=300)
         out["rerank"] = {"model": str(rerank_model), "top_n": rr.top_n, "pairs_scored": rr.pairs_scored,
-                         "test_queries": len(rr_ids), "table": rr_table}
+                         "fit_queries_max": MAX_RERANK_FIT, "dev_checks (per fit)": rr.dev_checks,
+                         "test_queries": len(rr_ids), "table": rr_table, "paired (+ rerank vs calibrated hybrid)": rr_pair}
     return out
 
 
 def main() -> None:
+    global RERANK_TOP_N, MAX_RERANK_FIT, MAX_RERANK_TEST
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(FOLDERS))
     ap.add_argument("--timing", action="store_true", help="latency and index throughput (run under flock)")
     ap.add_argument("--docs", type=int, default=1000, help="--timing: documents per index-throughput run")
     ap.add_argument("--rerank", type=Path, default=None, help="a cross-encoder folder: add the '+ rerank' column")
+    ap.add_argument("--rerank-top-n", type=int, default=RERANK_TOP_N, help="--rerank: candidates re-scored per query")
+    ap.add_argument("--rerank-fit", type=int, default=MAX_RERANK_FIT, help="--rerank: labelled queries for Platt and τ")
+    ap.add_argument("--rerank-test", type=int, default=MAX_RERANK_TEST, help="--rerank: test queries re-scored")
     ap.add_argument("--no-throughput", action="store_true", help="--timing: query latency only")
     args = ap.parse_args()
     import os
+
+    RERANK_TOP_N, MAX_RERANK_FIT, MAX_RERANK_TEST = args.rerank_top_n, args.rerank_fit, args.rerank_test
 
     report = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
               "load": os.getloadavg(), "results": []}
