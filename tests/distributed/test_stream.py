@@ -41,13 +41,15 @@ def test_it_starts_pulling_at_once_and_yields_everything_in_order():
     s = Started(src)
     assert src.first.wait(5)  # the work started before anyone iterates
     time.sleep(0.3)
-    assert src.pulled <= 2  # a queue of one: at most one item waits, one is held by the thread
+    assert src.pulled == 1  # only the first item is pulled ahead: the driver pulls the rest itself
     assert list(s) == list(range(1, 51))
     s.close()
     assert src.closed
 
 
 def test_an_error_of_the_source_is_raised_where_the_driver_iterates():
+    with pytest.raises(RuntimeError, match="block 3 failed"):
+        list(Started(Source(10, fail_at=0)).__iter__())  # in the first, background, pull
     s = Started(Source(10, fail_at=3))
     got = []
     with pytest.raises(RuntimeError, match="block 3 failed"):
@@ -61,7 +63,7 @@ def test_close_stops_a_source_nobody_consumes():
     s = Started(src)
     time.sleep(0.3)
     s.close(timeout=5)
-    assert src.closed and src.pulled <= 3  # it stopped instead of running through the input
+    assert src.closed and src.pulled == 1  # nothing runs through the input
 
 
 def test_close_waits_for_a_pull_in_progress_then_closes_the_source():
