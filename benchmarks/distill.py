@@ -208,6 +208,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=4e-5, help="learning rate of the label-free and with-labels runs")
     ap.add_argument("--margin", type=float, default=0.01,
                     help="false-negative guard margin (a bi-encoder teacher's cosines are close together)")
+    ap.add_argument("--teacher-mining", action="store_true",
+                    help="label-free query-log runs: also mine candidates with mpnet (run names get '-tm')")
     ap.add_argument("--fresh", action="store_true", help="redo runs already recorded")
     ap.add_argument("--runs", help="comma-separated run names to compute here (e.g. wn-contrastive), the rest "
                     "read from benchmarks/out/distill/ or skipped: to spread the runs over processes")
@@ -226,6 +228,8 @@ def main() -> None:
 
     common = dict(teacher=teacher, candidates=args.candidates, mining_depth=30, teacher_check_queries=args.dev_queries,
                   dev_queries=args.dev_queries, dev_documents=args.dev_documents, seed=12, encode_batch_size=64)
+    # mining with the teacher too (a bi-encoder teacher can search): the positives mpnet finds beyond MiniLM's top 30
+    tm, tm_settings = ("-tm", {"teacher_mining": True}) if args.teacher_mining else ("", {})
     t0 = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "load_at_start": os.getloadavg(), "args": vars(args)}
     if args.only in ("all", "wordnet"):
@@ -237,8 +241,8 @@ def main() -> None:
         r["free-body"] = train_and_test("wn-free-body", wn, None, args.fresh, pseudo_queries="body", **lf)
         # the train queries without their qrels (a query log): the teacher's best candidate is the positive
         lq = dict(lf, max_train_queries=args.lf_queries, epochs=args.lf_epochs, candidates=args.candidates,
-                  batch_size=16, false_negative_margin=args.margin, learning_rate=args.lr, max_minutes=args.lf_minutes)
-        r["free-queries"] = train_and_test("wn-free-queries", wn, None, args.fresh, pseudo_queries="queries", **lq)
+                  batch_size=16, false_negative_margin=args.margin, learning_rate=args.lr, max_minutes=args.lf_minutes, **tm_settings)
+        r["free-queries"] = train_and_test("wn-free-queries" + tm, wn, None, args.fresh, pseudo_queries="queries", **lq)
         lab = dict(max_train_queries=args.train_queries, epochs=1, batch_size=32, dev_queries=args.dev_queries,
                    dev_documents=args.dev_documents, seed=12, mining_depth=30, encode_batch_size=64)
         r["contrastive"] = train_and_test("wn-contrastive", wn, None, args.fresh, method="contrastive",
@@ -258,7 +262,7 @@ def main() -> None:
         qs = [json.loads(line)["text"] for line in open(wn / "queries.jsonl", encoding="utf-8")]
         qs = random.Random(0).sample(qs, args.speed_queries)
         student = r["free-queries"].get("model") or r["free-body"].get("model")
-        r["speed"] = run_once("wn-speed", args.fresh, lambda: query_speed(
+        r["speed"] = run_once("wn-speed" + tm, args.fresh, lambda: query_speed(
             {"base": base, "student": student, "mpnet": mpnet}, qs, args.rounds, None))
         results["wordnet"] = r
     if args.only in ("all", "faq"):
@@ -277,12 +281,12 @@ def main() -> None:
         r["split-mpnet"] = run_once("faq-split-mpnet", args.fresh, lambda: mpnet_test(fs, 128))
         lq = dict(common, method="distill", labels=False, pseudo_queries="queries", epochs=args.faq_log_epochs,
                   batch_size=16, candidates=args.candidates, false_negative_margin=args.margin, learning_rate=args.lr,
-                  max_minutes=args.lf_minutes * 2 / 3)
-        r["split-free-queries"] = train_and_test("faq-split-free-queries", fs, 128, args.fresh, **lq)
+                  max_minutes=args.lf_minutes * 2 / 3, **tm_settings)
+        r["split-free-queries"] = train_and_test("faq-split-free-queries" + tm, fs, 128, args.fresh, **lq)
         if "model" in r["split-free-queries"]:
             qs = [json.loads(line)["text"] for line in open(faq / "queries.jsonl", encoding="utf-8")]
             qs = random.Random(0).sample(qs, min(args.speed_queries, len(qs)))
-            r["split-speed"] = run_once("faq-split-speed", args.fresh, lambda: query_speed(
+            r["split-speed"] = run_once("faq-split-speed" + tm, args.fresh, lambda: query_speed(
                 {"base": base, "student": r["split-free-queries"]["model"], "mpnet": mpnet}, qs, args.rounds, 128))
         if "model" in r["free-first-sentence"]:
             qs = [json.loads(line)["text"] for line in open(faq / "queries.jsonl", encoding="utf-8")]

@@ -144,6 +144,8 @@ def train_cmd(
         "--no-labels: auto | first-sentence | title | body | doc2query | queries (unjudged queries.jsonl)."))] = None,
     doc2query_model: Annotated[str | None, typer.Option(
         "--doc2query-model", help="--pseudo-queries doc2query: a seq2seq query generator (folder or hub name).")] = None,
+    teacher_mining: Annotated[bool, typer.Option("--teacher-mining", help=(
+        "--no-labels, bi-encoder teacher: also mine candidates with the teacher (its nearest documents)."))] = False,
     distill_weight: Annotated[float | None, typer.Option(
         "--distill-weight", help="contrastive+distill: weight of the KL term next to the contrastive loss.")] = None,
     teacher_cosine_temperature: Annotated[float | None, typer.Option(
@@ -199,7 +201,7 @@ def train_cmd(
         cfg = config_from(
             TrainConfig, method=method, teacher=teacher, base=base, distill_loss=distill_loss, candidates=candidates,
             infonce_weight=infonce_weight, labels=False if no_labels else None, pseudo_queries=pseudo_queries,
-            doc2query_model=doc2query_model, distill_weight=distill_weight,
+            doc2query_model=doc2query_model, distill_weight=distill_weight, teacher_mining=teacher_mining or None,
             teacher_cosine_temperature=teacher_cosine_temperature,
             num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
             matryoshka_dims=dims, directions=dirs, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,

@@ -170,6 +170,12 @@ class TrainConfig(_Common):
     """Label-free: pseudo-queries held out (at most a fifth) for the teacher check and, without dev
     qrels, for the dev metrics."""
 
+    teacher_mining: bool = False
+    """Label-free, bi-encoder teacher: also mine candidates with the teacher (its ``mining_depth``
+    nearest documents, interleaved with the student's), so a pseudo-positive can be a document the
+    student does not rank high yet, where a stronger embedding model's gain lies. Other kinds only
+    score pairs: ConfigError."""
+
     distill_weight: float = 1.0
     """``contrastive+distill``: weight of the listwise KL term next to the contrastive loss (weight 1)."""
 
@@ -259,6 +265,8 @@ class TrainConfig(_Common):
                 f"label-free training (labels=False, --no-labels) learns from the teacher alone: it needs method "
                 f"'distill', got {self.method!r}"
             )
+        if self.teacher_mining and self.labels:
+            raise ConfigError("teacher_mining (mining candidates with a bi-encoder teacher) is for label-free runs: set labels=False")
         if self.pseudo_queries == "doc2query" and not self.doc2query_model:
             raise ConfigError("pseudo_queries='doc2query' needs doc2query_model= (--doc2query-model), a seq2seq generator")
         _check_positive(self, "num_negatives", "mining_depth", "teacher_temperature", "student_temperature",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tamis._errors import DataFormatError
+from tamis._errors import ConfigError, DataFormatError
 from tamis.data import TrainingData
 from tamis.training._config import TrainConfig
 from tamis.training._pseudo import PseudoQueries, make_pseudo_queries, split_pseudo
@@ -93,6 +93,8 @@ def label_free_examples(model: Any, lf: LabelFree, teacher: Any, cfg: TrainConfi
     with eval_mode(model):
         run = exact_search(model, td.corpus, pq.queries, k=cfg.mining_depth + 2, batch_size=cfg.encode_batch_size,
                            progress=cfg.progress)
+    if cfg.teacher_mining:
+        run = _interleave(_teacher_search(teacher, td.corpus, pq.queries, cfg.mining_depth + 2), run)
     rng = random.Random(cfg.seed)
     doc_ids = list(td.corpus)
     items: list[ListItem] = []
@@ -108,3 +110,37 @@ def label_free_examples(model: Any, lf: LabelFree, teacher: Any, cfg: TrainConfi
                 extra.append(td.corpus[d])
         items.append((text, pos, cands, extra))
     return list_dataset(guarded_lists(items, teacher, cfg), teacher, cfg)
+
+
+def _teacher_search(teacher: Any, corpus: dict[str, str], queries: dict[str, str], k: int) -> dict[str, dict[str, float]]:
+    """The teacher's own ``k`` nearest documents of each query (a bi-encoder teacher: its embeddings
+    stay in its memo, so scoring these pairs afterwards encodes nothing again)."""
+    import numpy as np
+
+    from tamis._math import exact_top_k
+
+    if not callable(getattr(teacher, "embed", None)):
+        raise ConfigError(
+            f"teacher_mining needs a bi-encoder teacher (one that can search the corpus); this teacher is a "
+            f"{getattr(teacher, 'kind', type(teacher).__name__)}: drop teacher_mining, or pass bi-encoder:MODEL"
+        )
+    doc_ids, q_ids = list(corpus), list(queries)
+    d = np.stack(teacher.embed([corpus[i] for i in doc_ids], "document"))
+    q = np.stack(teacher.embed([queries[i] for i in q_ids], "query"))
+    return {q_ids[r]: {doc_ids[j]: float(s) for j, s in zip(o.tolist(), sc.tolist(), strict=True)}
+            for r, o, sc in exact_top_k(q, d, k)}
+
+
+def _interleave(first: dict[str, dict[str, float]], second: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """One ranking per query taking turns between two (``first``'s best, ``second``'s best, …; each
+    document once), as {document: decreasing pseudo-score}."""
+    out: dict[str, dict[str, float]] = {}
+    for q in dict.fromkeys([*first, *second]):
+        a = sorted(first.get(q, {}).items(), key=lambda kv: -kv[1])
+        b = sorted(second.get(q, {}).items(), key=lambda kv: -kv[1])
+        merged = [d for pair in zip(a, b, strict=False) for d, _ in pair]
+        longer = a if len(a) > len(b) else b
+        merged += [d for d, _ in longer[min(len(a), len(b)):]]
+        order = list(dict.fromkeys(merged))
+        out[q] = {d: float(len(order) - i) for i, d in enumerate(order)}
+    return out

@@ -84,7 +84,7 @@ def test_label_free_on_a_corpus_alone_through_the_cli(tmp_path: Path, corpus: Pa
     out = tmp_path / "student"
     res = CliRunner().invoke(app, [
         "train", str(corpus), "--out", str(out), "--method", "distill", "--no-labels", "--teacher", str(models["bi"]),
-        "--base", str(models["student"]), "--pseudo-queries", "first-sentence", "--candidates", "4",
+        "--base", str(models["student"]), "--pseudo-queries", "first-sentence", "--teacher-mining", "--candidates", "4",
         "--batch-size", "8", "--epochs", "1", "--device", "cpu", "--json",
     ])
     assert res.exit_code == 0, res.output
@@ -95,6 +95,7 @@ def test_label_free_on_a_corpus_alone_through_the_cli(tmp_path: Path, corpus: Pa
     assert result["dev_before"] and result["dev_after"]  # on the same held-out pseudo-queries
     meta = json.loads((out / "tamis_model.json").read_text())
     assert meta["settings"]["labels"] is False and meta["data"]["pseudo_queries"] == "first-sentence"
+    assert meta["settings"]["teacher_mining"] is True
     assert meta["data"]["split"] == "pseudo" and meta["data"]["dev"]["split"] == "pseudo-dev"
     card = (out / "README.md").read_text()
     assert "held-out pseudo-queries" in card and "pseudo-queries (first-sentence, no labels)" in card
@@ -138,3 +139,41 @@ def test_contrastive_plus_distill_is_one_loss(tmp_path: Path, beir: Path, models
     assert meta["method"] == "contrastive+distill" and meta["loss"] == "ListwiseDistillLoss"
     with pytest.raises(ConfigError, match="needs a teacher"):
         TrainConfig(method="contrastive+distill")
+
+
+def test_teacher_mining_puts_the_teachers_nearest_documents_in_the_lists(
+    tmp_path: Path, beir: Path, models: dict[str, Path]
+) -> None:
+    """With teacher_mining a bi-encoder teacher's own nearest document reaches the list (as the
+    positive of an unjudged query) even where the student does not rank it near the top."""
+    from sentence_transformers import SentenceTransformer
+
+    from tamis.training import TrainConfig, load_teacher
+    from tamis.training._label_free import _interleave, _teacher_search, label_free_data, label_free_examples
+
+    merged = _interleave({"q": {"a": 0.9, "b": 0.8, "c": 0.7}}, {"q": {"x": 5.0, "a": 4.0}, "r": {"y": 1.0}})
+    assert [d for d, _ in sorted(merged["q"].items(), key=lambda kv: -kv[1])] == ["a", "x", "b", "c"]
+    assert list(merged["r"]) == ["y"]
+    student = SentenceTransformer(str(models["student"]), device="cpu")
+    teacher = load_teacher(str(models["bi"]), cache_dir=tmp_path / "c", device="cpu")
+    common = dict(method="distill", teacher="t", labels=False, pseudo_queries="queries", candidates=3, mining_depth=2,
+                  pseudo_dev_queries=0, dev_queries=0, seed=0, false_negative_margin=0.0)
+
+    def positives(**kw: object) -> tuple[dict[str, str], dict[str, str]]:
+        cfg = TrainConfig(**common, **kw)
+        lf = label_free_data(beir, cfg, "cpu")
+        ds, _ = label_free_examples(student, lf, teacher, cfg)
+        best = _teacher_search(teacher, lf.train.corpus, lf.pseudo.queries, 1)
+        top = {lf.pseudo.queries[q]: lf.train.corpus[next(iter(hits))] for q, hits in best.items()}
+        return {r["query"]: r["document_0"] for r in ds}, top
+
+    got, top = positives(teacher_mining=True)
+    assert got == top and len(got) == 36  # the 36 train queries, unjudged
+    plain, _ = positives()
+    assert sum(plain[q] != top[q] for q in plain) > 0  # the student's top 2 miss some of the teacher's best
+    cross = load_teacher(str(models["cross"]), cache_dir=tmp_path / "c", device="cpu")
+    cfg = TrainConfig(**common, teacher_mining=True)
+    with pytest.raises(ConfigError, match="needs a bi-encoder teacher"):
+        label_free_examples(student, label_free_data(beir, cfg, "cpu"), cross, cfg)
+    with pytest.raises(ConfigError, match="label-free"):
+        TrainConfig(method="distill", teacher="t", teacher_mining=True)
