@@ -210,7 +210,7 @@ class _EncoderPool:
             num_cpus=cfg.num_cpus_per_actor, num_gpus=self.gpus,
             fn_constructor_kwargs=dict(
                 encoder=source, device=self.device, max_tokens=self.chunker.max_tokens, overlap=self.chunker.overlap,
-                snapshot=snapshot, encode_batch_size=cfg.encode_batch_size, threads=int(cfg.num_cpus_per_actor),
+                snapshot=snapshot, encode_batch_size=cfg.encode_batch_size or (128 if self.gpus > 0 else 32), threads=int(cfg.num_cpus_per_actor),
                 **self.actor_args,
             ),
         )
