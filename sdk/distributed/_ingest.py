@@ -2,9 +2,10 @@
 
 Two passes over the input, both streamed: (1) validation in tasks, ids back to the driver (duplicate
 check, and what the collection already holds: the resume snapshot); (2) an actor pool (one model
-each) chunks, skips what is stored, encodes — for a new collection the driver writes, (2) starts
-with (1) (the snapshot is empty), so the actors load their model while validation runs; the driver writes what comes back (Qdrant Edge and
-qdrant-client's local mode take one writer), or the actors write to a Qdrant server themselves.
+each) chunks, skips what is stored, encodes; the driver writes what comes back (Qdrant Edge and
+qdrant-client's local mode take one writer), or the actors write to a Qdrant server themselves. For a
+new collection the driver writes, (2) starts with (1) (the snapshot is empty): the actors load their
+model while validation runs.
 The manifest, fingerprint, version and alias are the in-process ingest's own (`_begin_ingest`,
 `_finish_ingest`); point ids and payloads come from the same functions.
 """
@@ -119,28 +120,19 @@ def index_distributed(
                 # the collection's BM25 (a new hybrid one's: the defaults its manifest will record), as `Collection.index` uses it
                 bm25=col.bm25.settings if (col.hybrid if col.exists else col._hybrid_new) else None,
             )
+            # what every actor loads: the model this collection records (a new one: what its manifest will record)
+            recorded = col.manifest["model"].get("source") if col.exists else (col._source() or enc.name)
+            source: Any = encoder if encoder is not None else (model or recorded)
             # A new collection written by this process: nothing is stored (the resume snapshot is empty) and
             # nothing is written before validation passes, so the actors start (and load their model) while
             # the validation pass runs. Otherwise the snapshot comes from that pass first.
-            early = None
-            if not col.exists and not direct:
-                source = encoder if encoder is not None else (model or col._source() or enc.name)
-                early = Started(pool.batches(source, Snapshot.build([])))
+            early = Started(pool.batches(source, Snapshot.build([]))) if not col.exists and not direct else None
             try:
                 docs, skipped, snapshot = _survey(ds, spec, col, cfg, on_invalid, max_document_bytes)
                 report = IndexReport(skipped=dict(skipped))
                 require_documents(docs, skipped)
-            except BaseException:
-                if early is not None:
-                    early.close()
-                raise
-            manifest = col._begin_ingest(enc, chunker)
-            if early is not None:
-                encoded: Any = early
-            else:
-                encoded = pool.batches(encoder if encoder is not None else (model or manifest["model"].get("source")), snapshot)
-            try:
-                stale = _write(encoded, col, manifest, report, direct, progress, docs)
+                manifest = col._begin_ingest(enc, chunker)
+                stale = _write(early or pool.batches(source, snapshot), col, manifest, report, direct, progress, docs)
             finally:
                 if early is not None:
                     early.close()
