@@ -210,6 +210,10 @@ def main() -> None:
                     help="false-negative guard margin (a bi-encoder teacher's cosines are close together)")
     ap.add_argument("--teacher-mining", action="store_true",
                     help="label-free query-log runs: also mine candidates with mpnet (run names get '-tm')")
+    ap.add_argument("--teacher-scores", choices=["minmax", "raw"], default="minmax",
+                    help="listwise target: minmax (CADET) or raw (the teacher's cosines); raw runs are named '-raw'")
+    ap.add_argument("--teacher-temperature", type=float, default=None, help="listwise teacher softmax (default 0.3, raw 0.05)")
+    ap.add_argument("--infonce-weight", type=float, default=None, help="label-free InfoNCE weight (default 0.1, raw 0)")
     ap.add_argument("--fresh", action="store_true", help="redo runs already recorded")
     ap.add_argument("--runs", help="comma-separated run names to compute here (e.g. wn-contrastive), the rest "
                     "read from benchmarks/out/distill/ or skipped: to spread the runs over processes")
@@ -230,6 +234,14 @@ def main() -> None:
                   dev_queries=args.dev_queries, dev_documents=args.dev_documents, seed=12, encode_batch_size=64)
     # mining with the teacher too (a bi-encoder teacher can search): the positives mpnet finds beyond MiniLM's top 30
     tm, tm_settings = ("-tm", {"teacher_mining": True}) if args.teacher_mining else ("", {})
+    if args.teacher_scores == "raw":  # the teacher's cosines at the student's temperature, no InfoNCE on its top-1
+        tm += "-raw"
+        tm_settings.update(teacher_scores="raw", teacher_temperature=args.teacher_temperature or 0.05,
+                           infonce_weight=0.0 if args.infonce_weight is None else args.infonce_weight)
+    elif args.teacher_temperature or args.infonce_weight is not None:
+        tm += "-t"
+        tm_settings.update({k: v for k, v in (("teacher_temperature", args.teacher_temperature),
+                                              ("infonce_weight", args.infonce_weight)) if v is not None})
     t0 = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "load_at_start": os.getloadavg(), "args": vars(args)}
     if args.only in ("all", "wordnet"):

@@ -155,6 +155,10 @@ def train_cmd(
     candidates: Annotated[int | None, typer.Option("--candidates", help="distill: documents per candidate list.")] = None,
     infonce_weight: Annotated[float | None, typer.Option(
         "--infonce-weight", help="distill (listwise): weight of the InfoNCE term on the gold pairs (CADET: 0.1).")] = None,
+    teacher_scores: Annotated[str | None, typer.Option(
+        "--teacher-scores", help="listwise: minmax (CADET, per-list 0..1) | raw (a bi-encoder teacher's cosines).")] = None,
+    teacher_temperature: Annotated[float | None, typer.Option(
+        "--teacher-temperature", help="listwise: temperature of the teacher softmax (0.3; with raw: 0.05).")] = None,
     num_negatives: Annotated[int | None, typer.Option("--num-negatives", help="contrastive: hard negatives per query.")] = None,
     mini_batch_size: Annotated[int | None, typer.Option("--mini-batch-size", help="Use CachedMNRL with this mini-batch.")] = None,
     directions: Annotated[str | None, typer.Option(
@@ -202,8 +206,8 @@ def train_cmd(
             TrainConfig, method=method, teacher=teacher, base=base, distill_loss=distill_loss, candidates=candidates,
             infonce_weight=infonce_weight, labels=False if no_labels else None, pseudo_queries=pseudo_queries,
             doc2query_model=doc2query_model, distill_weight=distill_weight, teacher_mining=teacher_mining or None,
-            teacher_cosine_temperature=teacher_cosine_temperature,
-            num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
+            teacher_cosine_temperature=teacher_cosine_temperature, teacher_scores=teacher_scores,
+            teacher_temperature=teacher_temperature, num_negatives=num_negatives, mini_batch_size=mini_batch_size, skip_top=skip_top, lora=lora,
             matryoshka_dims=dims, directions=dirs, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
             max_train_queries=max_train_queries, max_minutes=max_minutes, max_steps=max_steps,
             precision=precision, checkpoint_steps=checkpoint_steps, checkpoint_minutes=checkpoint_minutes, device=device, group_by_length=group_by_length,

@@ -20,6 +20,7 @@ __all__ = [
 
 Method = Literal["contrastive", "distill", "contrastive+distill", "augmented"]
 DistillLoss = Literal["listwise", "margin_mse"]
+TeacherScores = Literal["minmax", "raw"]
 RerankerLoss = Literal["bce", "listwise"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 #: one in-batch softmax of the contrastive loss (`TrainConfig.directions`): ``query_to_doc`` (the classic
@@ -219,6 +220,12 @@ class TrainConfig(_Common):
     teacher_temperature: float = 0.3
     """``listwise``: temperature of the teacher softmax over min-max-normalised scores."""
 
+    teacher_scores: TeacherScores = "minmax"
+    """``listwise``: ``minmax`` (CADET, made for cross-encoder logits: each list's teacher scores rescaled to
+    0..1 before the softmax at ``teacher_temperature``) or ``raw`` (the scores as they are: for a bi-encoder
+    teacher, its cosines; with ``teacher_temperature`` = ``student_temperature`` the student learns the
+    teacher's own score distribution over the list instead of a flattened 0..1 one)."""
+
     student_temperature: float = 0.05
     """``listwise``: temperature of the student softmax over cosine similarities."""
 
@@ -258,6 +265,7 @@ class TrainConfig(_Common):
         _check_choice("method", self.method, Method)
         _check_choice("distill_loss", self.distill_loss, DistillLoss)
         _check_choice("pseudo_queries", self.pseudo_queries, PseudoSource)
+        _check_choice("teacher_scores", self.teacher_scores, TeacherScores)
         _check_positive(self, "teacher_cosine_temperature", "queries_per_document")
         _check_positive(self, "distill_weight", "pseudo_dev_queries", allow_zero=True)
         if not self.labels and self.method != "distill":

@@ -27,7 +27,8 @@ class ListwiseDistillLoss(nn.Module):
 
     Inputs: columns ``(query, document_1, ..., document_n)``, ``document_1`` the positive;
     label: ``n`` teacher scores (logits) per row. The teacher's scores are min-max normalised per
-    list and softmaxed at ``teacher_temperature``; the student's cosine similarities at
+    list and softmaxed at ``teacher_temperature`` (``teacher_scores="raw"``: softmaxed as they are, for a
+    bi-encoder teacher whose scores are cosines on the student's own scale); the student's cosine similarities at
     ``student_temperature``. The InfoNCE term (MultipleNegativesRankingLoss at scale
     1 / student_temperature) treats every other document of the batch as a negative.
 
@@ -39,14 +40,18 @@ class ListwiseDistillLoss(nn.Module):
         kl_weight: CADET uses 1.
         infonce_scale: the InfoNCE softmax's inverse temperature (None: 1 / student_temperature).
         directions: the InfoNCE term's softmax directions (MultipleNegativesRankingLoss ``directions``).
+        teacher_scores: ``"minmax"`` (CADET: each list rescaled to 0..1) or ``"raw"``.
     """
 
     def __init__(
         self, model: Any, *, teacher_temperature: float = 0.3, student_temperature: float = 0.05,
         infonce_weight: float = 0.1, directions: tuple[str, ...] = ("query_to_doc",), kl_weight: float = 1.0,
-        infonce_scale: float | None = None,
+        infonce_scale: float | None = None, teacher_scores: str = "minmax",
     ) -> None:
         super().__init__()
+        if teacher_scores not in ("minmax", "raw"):
+            raise ValueError(f"teacher_scores must be 'minmax' or 'raw', got {teacher_scores!r}")
+        self.teacher_scores = teacher_scores
         self.model = model
         self.teacher_temperature = teacher_temperature
         self.student_temperature = student_temperature
@@ -64,15 +69,21 @@ class ListwiseDistillLoss(nn.Module):
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
         embeddings = embed_columns(self.model, sentence_features)
-        lo = labels.min(dim=1, keepdim=True).values
-        hi = labels.max(dim=1, keepdim=True).values
-        norm = (labels - lo) / (hi - lo).clamp_min(1e-6)
+        norm = self.teacher_targets(labels)
         # DistillKLDivLoss multiplies by student_temperature ** 2 (Hinton); CADET weighs the KL at 1
         kl = self.kl_weight * self.kl.compute_loss_from_embeddings(embeddings, norm) / (self.student_temperature**2)
         if self.infonce_weight == 0:
             return kl
         info = self.infonce.compute_loss_from_embeddings(embeddings, labels)
         return kl + self.infonce_weight * info
+
+    def teacher_targets(self, labels: Tensor) -> Tensor:
+        """The teacher scores the KL term softmaxes at ``teacher_temperature``: per-list 0..1 or raw."""
+        if self.teacher_scores == "raw":
+            return labels
+        lo = labels.min(dim=1, keepdim=True).values
+        hi = labels.max(dim=1, keepdim=True).values
+        return (labels - lo) / (hi - lo).clamp_min(1e-6)
 
     def get_config_dict(self) -> dict[str, Any]:
         return {
@@ -82,4 +93,5 @@ class ListwiseDistillLoss(nn.Module):
             "kl_weight": self.kl_weight,
             "infonce_scale": self.infonce_scale,
             "directions": list(self.directions),
+            "teacher_scores": self.teacher_scores,
         }

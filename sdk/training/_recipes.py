@@ -237,6 +237,7 @@ def student_loss(model: Any, cfg: TrainConfig) -> Any:
         loss = ListwiseDistillLoss(
             model, teacher_temperature=cfg.teacher_temperature, student_temperature=cfg.student_temperature,
             kl_weight=cfg.distill_weight, infonce_weight=1.0, infonce_scale=cfg.scale, directions=tuple(cfg.directions),
+            teacher_scores=cfg.teacher_scores,
         )
     elif cfg.method == "distill":
         if cfg.distill_loss == "margin_mse":
@@ -249,6 +250,7 @@ def student_loss(model: Any, cfg: TrainConfig) -> Any:
             loss = ListwiseDistillLoss(
                 model, teacher_temperature=cfg.teacher_temperature, student_temperature=cfg.student_temperature,
                 infonce_weight=cfg.infonce_weight, directions=tuple(cfg.directions),
+                teacher_scores=cfg.teacher_scores,
             )
     else:
         loss = {"gold": mnrl(), "silver": losses.CoSENTLoss(model)}

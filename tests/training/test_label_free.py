@@ -177,3 +177,23 @@ def test_teacher_mining_puts_the_teachers_nearest_documents_in_the_lists(
         label_free_examples(student, label_free_data(beir, cfg, "cpu"), cross, cfg)
     with pytest.raises(ConfigError, match="label-free"):
         TrainConfig(method="distill", teacher="t", teacher_mining=True)
+
+
+def test_raw_teacher_scores_keep_the_teachers_own_spread(models: dict[str, Path]) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from tamis.training import TrainConfig
+    from tamis.training._recipes import student_loss
+
+    st = SentenceTransformer(str(models["student"]), device="cpu")
+    cos = torch.tensor([[0.62, 0.60, 0.20], [0.9, 0.1, 0.0]])
+    minmax = student_loss(st, TrainConfig(method="distill", teacher="t"))
+    raw = student_loss(st, TrainConfig(method="distill", teacher="t", teacher_scores="raw", teacher_temperature=0.05,
+                                       infonce_weight=0.0))
+    assert raw.get_config_dict()["teacher_scores"] == "raw" and raw.kl.teacher_temperature == 0.05
+    # min-max stretches the first list (spread 0.42) to 0..1; raw keeps the cosines
+    assert torch.allclose(raw.teacher_targets(cos), cos)
+    assert torch.allclose(minmax.teacher_targets(cos)[0], torch.tensor([1.0, 0.40 / 0.42, 0.0]), atol=1e-6)
+    with pytest.raises(ConfigError, match="teacher_scores"):
+        TrainConfig(method="distill", teacher="t", teacher_scores="zscore")
