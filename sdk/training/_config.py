@@ -218,7 +218,8 @@ class TrainConfig(_Common):
     ``margin_mse``: MarginMSE on the teacher's positive-negative margins."""
 
     teacher_temperature: float = 0.3
-    """``listwise``: temperature of the teacher softmax over min-max-normalised scores."""
+    """``listwise``: temperature of the teacher softmax over its scores (min-max normalised unless
+    ``teacher_scores="raw"``; with raw cosines, 0.05 = the student's temperature)."""
 
     teacher_scores: TeacherScores = "minmax"
     """``listwise``: ``minmax`` (CADET, made for cross-encoder logits: each list's teacher scores rescaled to

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
 from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss, MultipleNegativesRankingLoss
 from sentence_transformers.util import pairwise_cos_sim
 from torch import Tensor, nn
+
+from tamis.training._config import TeacherScores
 
 try:
     from sentence_transformers.base.losses.merged_forward import embed_columns
@@ -49,8 +51,8 @@ class ListwiseDistillLoss(nn.Module):
         infonce_scale: float | None = None, teacher_scores: str = "minmax",
     ) -> None:
         super().__init__()
-        if teacher_scores not in ("minmax", "raw"):
-            raise ValueError(f"teacher_scores must be 'minmax' or 'raw', got {teacher_scores!r}")
+        if teacher_scores not in get_args(TeacherScores):
+            raise ValueError(f"teacher_scores must be one of {get_args(TeacherScores)}, got {teacher_scores!r}")
         self.teacher_scores = teacher_scores
         self.model = model
         self.teacher_temperature = teacher_temperature
